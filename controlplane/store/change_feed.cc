@@ -1,0 +1,178 @@
+#include "controlplane/store/change_feed.h"
+
+#include <algorithm>
+#include <pqxx/pqxx>
+
+#include "controlplane/store/pg_connection_pool.h"
+#include "spdlog/spdlog.h"
+
+namespace meridian::store {
+namespace {
+
+constexpr char kChannel[] = "meridian_changes";
+constexpr int32_t kCatchUpBatch = 256;
+
+// Any notification on the channel is a wake-up; the payload is not trusted.
+class WakeOnNotify : public pqxx::notification_receiver {
+ public:
+  WakeOnNotify(pqxx::connection_base& connection, std::function<void()> wake)
+      : pqxx::notification_receiver(connection, kChannel), wake_(std::move(wake)) {}
+  void operator()(const std::string&, int) override { wake_(); }
+
+ private:
+  std::function<void()> wake_;
+};
+
+}  // namespace
+
+ChangeFeed::ChangeFeed(ConfigStore& store, Options options)
+    : store_(store), options_(std::move(options)) {}
+
+ChangeFeed::~ChangeFeed() { Stop(); }
+
+absl::Status ChangeFeed::Start() {
+  auto revisions = store_.Revisions();
+  if (!revisions.ok()) return revisions.status();
+  {
+    absl::MutexLock lock(&mu_);
+    latest_ = revisions->current;
+  }
+  follower_ = std::thread([this] { FollowLoop(); });
+  if (!options_.listen_database_url.empty()) listener_ = std::thread([this] { ListenLoop(); });
+  return absl::OkStatus();
+}
+
+void ChangeFeed::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (follower_.joinable()) follower_.join();
+  if (listener_.joinable()) listener_.join();
+}
+
+int64_t ChangeFeed::LatestRevision() const {
+  absl::MutexLock lock(&mu_);
+  return latest_;
+}
+
+absl::Status ChangeFeed::CatchUp() {
+  while (true) {
+    int64_t after = LatestRevision();
+    auto records = store_.ReadChangeLog(after, kCatchUpBatch);
+    if (!records.ok()) {
+      if (absl::IsOutOfRange(records.status())) {
+        // Compacted past what we hold: nothing to replay, jump to the present.
+        auto revisions = store_.Revisions();
+        if (!revisions.ok()) return revisions.status();
+        absl::MutexLock lock(&mu_);
+        latest_ = std::max(latest_, revisions->current);
+        recent_.clear();
+        return absl::OkStatus();
+      }
+      return records.status();
+    }
+    if (records->empty()) return absl::OkStatus();
+    absl::MutexLock lock(&mu_);
+    for (auto& record : *records) {
+      if (record.revision() <= latest_) continue;
+      latest_ = record.revision();
+      recent_.push_back(std::make_shared<const v1::RevisionRecord>(std::move(record)));
+      if (recent_.size() > options_.retained_revisions) recent_.pop_front();
+    }
+    if (records->size() < static_cast<size_t>(kCatchUpBatch)) return absl::OkStatus();
+  }
+}
+
+void ChangeFeed::FollowLoop() {
+  absl::Status last_error;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](ChangeFeed* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                 return self->stopping_ || self->poke_;
+                               },
+                               this),
+                           options_.poll_interval);
+      if (stopping_) return;
+      poke_ = false;
+    }
+    absl::Status status = CatchUp();
+    if (!status.ok() && status.ToString() != last_error.ToString()) {
+      spdlog::warn("change feed cannot read the change log: {}", status.ToString());
+    }
+    last_error = status;
+  }
+}
+
+void ChangeFeed::ListenLoop() {
+  auto poke = [this] {
+    absl::MutexLock lock(&mu_);
+    poke_ = true;
+  };
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+    }
+    try {
+      pqxx::connection connection(options_.listen_database_url);
+      WakeOnNotify receiver(connection, poke);
+      poke();  // anything committed while we were not listening
+      while (true) {
+        {
+          absl::MutexLock lock(&mu_);
+          if (stopping_) return;
+        }
+        connection.await_notification(0, 200000);
+      }
+    } catch (const std::exception& e) {
+      spdlog::debug("change feed listener reconnecting: {}", e.what());
+    }
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(1));
+  }
+}
+
+absl::StatusOr<std::vector<RevisionPtr>> ChangeFeed::WaitForRevisions(int64_t after_revision,
+                                                                      absl::Duration timeout,
+                                                                      size_t max_revisions) {
+  bool from_store = false;
+  {
+    absl::MutexLock lock(&mu_);
+    from_store = after_revision < latest_ &&
+                 (recent_.empty() || after_revision + 1 < recent_.front()->revision());
+  }
+  if (from_store) {
+    // Older than what we keep in memory: read it from the change log.
+    auto records = store_.ReadChangeLog(after_revision, static_cast<int32_t>(max_revisions));
+    if (!records.ok()) return records.status();
+    std::vector<RevisionPtr> result;
+    for (auto& record : *records) {
+      result.push_back(std::make_shared<const v1::RevisionRecord>(std::move(record)));
+    }
+    return result;
+  }
+  absl::MutexLock lock(&mu_);
+  struct Args {
+    ChangeFeed* self;
+    int64_t after;
+  } args{this, after_revision};
+  mu_.AwaitWithTimeout(absl::Condition(
+                           +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                             return a->self->stopping_ || a->self->latest_ > a->after;
+                           },
+                           &args),
+                       timeout);
+  std::vector<RevisionPtr> result;
+  auto first = std::upper_bound(
+      recent_.begin(), recent_.end(), after_revision,
+      [](int64_t revision, const RevisionPtr& record) { return revision < record->revision(); });
+  for (auto it = first; it != recent_.end() && result.size() < max_revisions; ++it) {
+    result.push_back(*it);
+  }
+  return result;
+}
+
+}  // namespace meridian::store

@@ -1,0 +1,139 @@
+#include "controlplane/store/change_planner.h"
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "controlplane/common/status_macros.h"
+#include "controlplane/model/validation.h"
+
+namespace meridian::store {
+namespace {
+
+using Staged = absl::flat_hash_map<ResourceKey, std::optional<v1::Resource>>;
+
+// A certificate's private key is write-only, so clients that read-modify-write a certificate
+// never have it: an update without a key keeps the stored one.
+void KeepStoredPrivateKey(const v1::Resource* current, v1::Resource& next) {
+  if (current == nullptr || !current->has_certificate()) return;
+  next.mutable_certificate()->set_private_key(current->certificate().private_key());
+}
+
+}  // namespace
+
+ChangePlanner::ChangePlanner(int64_t base_revision,
+                             absl::flat_hash_map<ResourceKey, v1::Resource> loaded)
+    : revision_(base_revision), loaded_(std::move(loaded)) {}
+
+std::vector<ResourceKey> ChangePlanner::KeysToLoad(
+    const std::vector<const ChangeSet*>& change_sets) {
+  absl::flat_hash_set<ResourceKey> keys;
+  for (const ChangeSet* change_set : change_sets) {
+    for (const Mutation& mutation : change_set->mutations) {
+      keys.insert(mutation.key);
+      if (mutation.operation != Mutation::Operation::kPut || !mutation.resource.has_route()) {
+        continue;
+      }
+      for (const auto& rule : mutation.resource.route().rules()) {
+        for (const auto& destination : rule.destinations()) {
+          keys.insert({v1::SERVICE, mutation.key.environment, destination.service()});
+        }
+      }
+    }
+  }
+  return {keys.begin(), keys.end()};
+}
+
+const v1::Resource* ChangePlanner::Lookup(const ResourceKey& key, const Staged& staged) const {
+  if (auto it = staged.find(key); it != staged.end()) {
+    return it->second ? &*it->second : nullptr;
+  }
+  if (auto it = written_.find(key); it != written_.end()) {
+    return it->second ? &*it->second : nullptr;
+  }
+  auto it = loaded_.find(key);
+  return it == loaded_.end() ? nullptr : &it->second;
+}
+
+absl::Status ChangePlanner::CheckRouteReferences(const v1::Resource& route,
+                                                 const Staged& staged) const {
+  const auto& rules = route.route().rules();
+  for (int i = 0; i < rules.size(); ++i) {
+    for (int j = 0; j < rules[i].destinations_size(); ++j) {
+      const std::string& service = rules[i].destinations(j).service();
+      if (Lookup({v1::SERVICE, route.environment(), service}, staged) == nullptr) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "spec.rules[", i, "].destinations[", j, "].service: service \"", service,
+            "\" does not exist in environment \"", route.environment(), "\""));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CommitResult> ChangePlanner::Apply(const ChangeSet& change_set) {
+  if (change_set.mutations.empty()) {
+    return absl::InvalidArgumentError("changes: a change set needs at least one change");
+  }
+  const int64_t revision = revision_ + 1;
+  Staged staged;
+  std::vector<PlannedChange> planned;
+  CommitResult result{revision, {}};
+  for (const Mutation& mutation : change_set.mutations) {
+    const std::string where = mutation.key.ToString();
+    if (staged.contains(mutation.key)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": appears twice in one change set"));
+    }
+    const v1::Resource* current = Lookup(mutation.key, staged);
+    if (mutation.expected_version > 0) {
+      if (current == nullptr) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            where, ": expected version ", mutation.expected_version, " but it does not exist"));
+      }
+      if (current->version() != mutation.expected_version) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(where, ": version mismatch: expected ", mutation.expected_version,
+                         ", current ", current->version()));
+      }
+    }
+    PlannedChange change{revision, static_cast<int32_t>(planned.size()), mutation.key,
+                         v1::PUT, std::nullopt, std::nullopt};
+    if (current != nullptr) change.before = *current;
+    if (mutation.operation == Mutation::Operation::kDelete) {
+      if (current == nullptr) return absl::NotFoundError(absl::StrCat(where, ": not found"));
+      change.operation = v1::DELETE;
+      staged[mutation.key] = std::nullopt;
+    } else {
+      if (mutation.create_only && current != nullptr) {
+        return absl::AlreadyExistsError(absl::StrCat(where, ": already exists (version ",
+                                                     current->version(), ")"));
+      }
+      v1::Resource next = mutation.resource;
+      next.set_kind(mutation.key.kind);
+      next.set_environment(mutation.key.environment);
+      next.set_name(mutation.key.name);
+      if (next.kind() == v1::CERTIFICATE && next.certificate().private_key().empty()) {
+        // The store could not check this certificate before it knew the stored key.
+        KeepStoredPrivateKey(current, next);
+        MERIDIAN_RETURN_IF_ERROR(model::NormalizeResource(next));
+        MERIDIAN_RETURN_IF_ERROR(model::ValidateResource(next));
+      }
+      next.set_version(current ? current->version() + 1 : 1);
+      next.set_create_revision(current ? current->create_revision() : revision);
+      next.set_mod_revision(revision);
+      change.after = next;
+      result.resources.push_back(next);
+      staged[mutation.key] = std::move(next);
+    }
+    planned.push_back(std::move(change));
+  }
+  for (const auto& [key, state] : staged) {
+    if (state && state->has_route()) MERIDIAN_RETURN_IF_ERROR(CheckRouteReferences(*state, staged));
+  }
+  revision_ = revision;
+  for (auto& [key, state] : staged) written_[key] = std::move(state);
+  for (auto& change : planned) changes_.push_back(std::move(change));
+  revisions_.push_back({revision, change_set.actor, change_set.comment, change_set.rollback_to});
+  return result;
+}
+
+}  // namespace meridian::store

@@ -1,0 +1,11 @@
+# Writes a C++ source holding every migration as (version, name, sql).
+set(body "// Generated from migrations/*.sql by embed_migrations.cmake.\n#include \"controlplane/store/migration_runner.h\"\n\nnamespace meridian::store {\n\nconst std::vector<Migration>& EmbeddedMigrations() {\n  static const std::vector<Migration> kMigrations = {\n")
+foreach(input ${INPUTS})
+  get_filename_component(file_name ${input} NAME)
+  string(REGEX MATCH "^[0-9]+" number ${file_name})
+  math(EXPR version "${number}")
+  file(READ ${input} sql)
+  string(APPEND body "      {${version}, \"${file_name}\", R\"meridian_sql(${sql})meridian_sql\"},\n")
+endforeach()
+string(APPEND body "  };\n  return kMigrations;\n}\n\n}  // namespace meridian::store\n")
+file(WRITE ${OUTPUT} "${body}")

@@ -1,0 +1,204 @@
+#include "controlplane/store/postgres_group_commit.h"
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/str_cat.h"
+#include "controlplane/store/change_planner.h"
+#include "controlplane/store/pg_codec.h"
+#include "controlplane/store/pg_connection_pool.h"
+#include "spdlog/spdlog.h"
+
+namespace meridian::store {
+namespace {
+
+// Reads the current rows of `keys`, locking them for the rest of the transaction.
+absl::flat_hash_map<ResourceKey, v1::Resource> LoadForUpdate(pqxx::work& txn,
+                                                             const std::vector<ResourceKey>& keys) {
+  absl::flat_hash_map<ResourceKey, v1::Resource> loaded;
+  if (keys.empty()) return loaded;
+  std::string sql =
+      "SELECT body FROM resources WHERE (environment, kind, name) IN (";
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i > 0) sql += ",";
+    sql += QuoteKeyRow(txn, keys[i]);
+  }
+  sql += ") FOR UPDATE";
+  for (const auto& row : txn.exec(sql)) {
+    v1::Resource resource = ParseResourceBlob(row[0]);
+    loaded.emplace(model::KeyOf(resource), std::move(resource));
+  }
+  return loaded;
+}
+
+std::string LabelsJson(pqxx::transaction_base& txn, const v1::Resource& resource) {
+  // Labels are restricted to [A-Za-z0-9-_./], so only values need escaping.
+  std::string json = "{";
+  bool first = true;
+  for (const auto& [key, value] : resource.labels()) {
+    if (!first) json += ",";
+    first = false;
+    json += "\"" + key + "\":\"";
+    for (char c : value) {
+      if (c == '"' || c == '\\') json += '\\';
+      if (static_cast<unsigned char>(c) < 0x20) {
+        json += absl::StrCat("\\u00", absl::Hex(c, absl::kZeroPad2));
+        continue;
+      }
+      json += c;
+    }
+    json += "\"";
+  }
+  json += "}";
+  return txn.quote(json);
+}
+
+// Builds the statements that write a plan: one multi-row statement per table, sent in a
+// single round trip.
+std::string WritePlanSql(pqxx::work& txn, const ChangePlanner& plan) {
+  std::string upserts, deletes, revisions, changes;
+  for (const auto& [key, state] : plan.written()) {
+    if (state) {
+      absl::StrAppend(&upserts, upserts.empty() ? "" : ",", "(",
+                      txn.quote(key.environment), ",", txn.quote(std::string(model::KindPlural(key.kind))),
+                      ",", txn.quote(key.name), ",", state->version(), ",",
+                      state->create_revision(), ",", state->mod_revision(), ",",
+                      LabelsJson(txn, *state), "::jsonb,", QuoteResourceBlob(txn, *state), ")");
+    } else {
+      absl::StrAppend(&deletes, deletes.empty() ? "" : ",", QuoteKeyRow(txn, key));
+    }
+  }
+  for (const auto& revision : plan.revisions()) {
+    absl::StrAppend(&revisions, revisions.empty() ? "" : ",", "(", revision.revision, ",",
+                    txn.quote(revision.actor), ",", txn.quote(revision.comment), ",",
+                    revision.rollback_to, ")");
+  }
+  for (const auto& change : plan.changes()) {
+    absl::StrAppend(&changes, changes.empty() ? "" : ",", "(", change.revision, ",", change.seq,
+                    ",", txn.quote(std::string(model::KindPlural(change.key.kind))), ",",
+                    txn.quote(change.key.environment), ",", txn.quote(change.key.name), ",",
+                    static_cast<int>(change.operation), ",",
+                    change.before ? QuoteResourceBlob(txn, *change.before) : "NULL", ",",
+                    change.after ? QuoteResourceBlob(txn, *change.after) : "NULL", ")");
+  }
+  std::string sql;
+  if (!upserts.empty()) {
+    absl::StrAppend(&sql,
+                    "INSERT INTO resources (environment, kind, name, version, create_revision, "
+                    "mod_revision, labels, body) VALUES ",
+                    upserts,
+                    " ON CONFLICT (environment, kind, name) DO UPDATE SET version = "
+                    "EXCLUDED.version, mod_revision = EXCLUDED.mod_revision, labels = "
+                    "EXCLUDED.labels, body = EXCLUDED.body;");
+  }
+  if (!deletes.empty()) {
+    absl::StrAppend(&sql, "DELETE FROM resources WHERE (environment, kind, name) IN (", deletes,
+                    ");");
+  }
+  absl::StrAppend(&sql, "INSERT INTO revisions (revision, actor, comment, rollback_to) VALUES ",
+                  revisions, ";");
+  absl::StrAppend(&sql,
+                  "INSERT INTO changes (revision, seq, kind, environment, name, operation, "
+                  "before, after) VALUES ",
+                  changes, ";");
+  absl::StrAppend(&sql, "UPDATE meridian_state SET revision = ", plan.revision(), ";");
+  // The payload is only a wake-up; followers read the change log itself.
+  absl::StrAppend(&sql, "SELECT pg_notify('meridian_changes', '", plan.revision(), "');");
+  return sql;
+}
+
+}  // namespace
+
+GroupCommitter::GroupCommitter(Options options)
+    : options_(std::move(options)), writer_([this] { WriterLoop(); }) {}
+
+GroupCommitter::~GroupCommitter() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  writer_.join();
+}
+
+absl::StatusOr<CommitResult> GroupCommitter::Commit(ChangeSet change_set) {
+  auto pending = std::make_unique<Pending>();
+  pending->change_set = std::move(change_set);
+  auto future = pending->result.get_future();
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("store is shutting down");
+    queue_.push_back(std::move(pending));
+  }
+  return future.get();
+}
+
+void GroupCommitter::WriterLoop() {
+  while (true) {
+    Group group;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](GroupCommitter* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return self->stopping_ || !self->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) return;  // stopping, nothing left
+      size_t mutations = 0;
+      while (!queue_.empty() &&
+             (group.empty() ||
+              mutations + queue_.front()->change_set.mutations.size() <=
+                  options_.max_group_mutations)) {
+        mutations += queue_.front()->change_set.mutations.size();
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    CommitGroup(group);
+  }
+}
+
+void GroupCommitter::CommitGroup(Group& group) {
+  absl::Status status = RunGroupTransaction(group);
+  if (status.ok()) return;
+  // Something in the group broke the whole transaction (not a per-change-set check, those
+  // are planned out): commit the change sets one by one so one cannot fail the others.
+  if (group.size() > 1 && !absl::IsUnavailable(status)) {
+    for (auto& pending : group) {
+      Group single;
+      single.push_back(std::move(pending));
+      CommitGroup(single);
+    }
+    return;
+  }
+  for (auto& pending : group) pending->result.set_value(status);
+}
+
+absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
+  std::vector<absl::StatusOr<CommitResult>> results;
+  try {
+    if (connection_ == nullptr || !connection_->is_open()) {
+      connection_.reset();
+      auto opened = OpenConnection(options_.database_url);
+      if (!opened.ok()) return opened.status();
+      connection_ = std::move(*opened);
+    }
+    pqxx::work txn(*connection_);
+    const int64_t base_revision =
+        txn.exec("SELECT revision FROM meridian_state FOR UPDATE")[0][0].as<int64_t>();
+    std::vector<const ChangeSet*> change_sets;
+    for (const auto& pending : group) change_sets.push_back(&pending->change_set);
+    ChangePlanner plan(base_revision, LoadForUpdate(txn, ChangePlanner::KeysToLoad(change_sets)));
+    for (const auto& pending : group) results.push_back(plan.Apply(pending->change_set));
+    if (plan.revision() != base_revision) {
+      txn.exec(WritePlanSql(txn, plan));
+      txn.commit();
+    }
+  } catch (...) {
+    absl::Status status = StatusFromCurrentException("commit");
+    if (absl::IsUnavailable(status)) connection_.reset();
+    return status;
+  }
+  for (size_t i = 0; i < group.size(); ++i) group[i]->result.set_value(std::move(results[i]));
+  return absl::OkStatus();
+}
+
+}  // namespace meridian::store
