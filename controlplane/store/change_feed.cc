@@ -138,39 +138,38 @@ void ChangeFeed::ListenLoop() {
 absl::StatusOr<std::vector<RevisionPtr>> ChangeFeed::WaitForRevisions(int64_t after_revision,
                                                                       absl::Duration timeout,
                                                                       size_t max_revisions) {
-  bool from_store = false;
   {
     absl::MutexLock lock(&mu_);
-    from_store = after_revision < latest_ &&
-                 (recent_.empty() || after_revision + 1 < recent_.front()->revision());
-  }
-  if (from_store) {
-    // Older than what we keep in memory: read it from the change log.
-    auto records = store_.ReadChangeLog(after_revision, static_cast<int32_t>(max_revisions));
-    if (!records.ok()) return records.status();
-    std::vector<RevisionPtr> result;
-    for (auto& record : *records) {
-      result.push_back(std::make_shared<const v1::RevisionRecord>(std::move(record)));
+    struct Args {
+      ChangeFeed* self;
+      int64_t after;
+    } args{this, after_revision};
+    mu_.AwaitWithTimeout(absl::Condition(
+                             +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                               return a->self->stopping_ || a->self->latest_ > a->after;
+                             },
+                             &args),
+                         timeout);
+    const bool in_memory = after_revision >= latest_ ||
+                           (!recent_.empty() && after_revision + 1 >= recent_.front()->revision());
+    if (in_memory) {
+      std::vector<RevisionPtr> result;
+      auto first = std::upper_bound(recent_.begin(), recent_.end(), after_revision,
+                                    [](int64_t revision, const RevisionPtr& record) {
+                                      return revision < record->revision();
+                                    });
+      for (auto it = first; it != recent_.end() && result.size() < max_revisions; ++it) {
+        result.push_back(*it);
+      }
+      return result;
     }
-    return result;
   }
-  absl::MutexLock lock(&mu_);
-  struct Args {
-    ChangeFeed* self;
-    int64_t after;
-  } args{this, after_revision};
-  mu_.AwaitWithTimeout(absl::Condition(
-                           +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                             return a->self->stopping_ || a->self->latest_ > a->after;
-                           },
-                           &args),
-                       timeout);
+  // Older than what we keep in memory: read it from the change log.
+  auto records = store_.ReadChangeLog(after_revision, static_cast<int32_t>(max_revisions));
+  if (!records.ok()) return records.status();
   std::vector<RevisionPtr> result;
-  auto first = std::upper_bound(
-      recent_.begin(), recent_.end(), after_revision,
-      [](int64_t revision, const RevisionPtr& record) { return revision < record->revision(); });
-  for (auto it = first; it != recent_.end() && result.size() < max_revisions; ++it) {
-    result.push_back(*it);
+  for (auto& record : *records) {
+    result.push_back(std::make_shared<const v1::RevisionRecord>(std::move(record)));
   }
   return result;
 }
