@@ -18,10 +18,12 @@ CREATE TABLE resources (
   create_revision bigint NOT NULL,
   mod_revision    bigint NOT NULL,
   labels          jsonb  NOT NULL DEFAULT '{}',
+  refs            text[] NOT NULL DEFAULT '{}',  -- services a route sends traffic to
   body            bytea  NOT NULL,
   PRIMARY KEY (environment, kind, name)
 );
 CREATE INDEX resources_labels ON resources USING gin (labels);
+CREATE INDEX resources_refs ON resources USING gin (refs);
 
 -- One row per revision: the audit header.
 CREATE TABLE revisions (

@@ -8,8 +8,6 @@
 namespace meridian::store {
 namespace {
 
-using Staged = absl::flat_hash_map<ResourceKey, std::optional<v1::Resource>>;
-
 // A certificate's private key is write-only, so clients that read-modify-write a certificate
 // never have it: an update without a key keeps the stored one.
 void KeepStoredPrivateKey(const v1::Resource* current, v1::Resource& next) {
@@ -42,6 +40,30 @@ std::vector<ResourceKey> ChangePlanner::KeysToLoad(
   return {keys.begin(), keys.end()};
 }
 
+std::vector<ResourceKey> ChangePlanner::DeletedServices(
+    const std::vector<const ChangeSet*>& change_sets) {
+  std::vector<ResourceKey> services;
+  for (const ChangeSet* change_set : change_sets) {
+    for (const Mutation& mutation : change_set->mutations) {
+      if (mutation.operation == Mutation::Operation::kDelete && mutation.key.kind == v1::SERVICE) {
+        services.push_back(mutation.key);
+      }
+    }
+  }
+  return services;
+}
+
+std::vector<std::string> ChangePlanner::ReferencedServices(const v1::Resource& route) {
+  absl::flat_hash_set<std::string> seen;
+  std::vector<std::string> services;
+  for (const auto& rule : route.route().rules()) {
+    for (const auto& destination : rule.destinations()) {
+      if (seen.insert(destination.service()).second) services.push_back(destination.service());
+    }
+  }
+  return services;
+}
+
 const v1::Resource* ChangePlanner::Lookup(const ResourceKey& key, const Staged& staged) const {
   if (auto it = staged.find(key); it != staged.end()) {
     return it->second ? &*it->second : nullptr;
@@ -51,6 +73,32 @@ const v1::Resource* ChangePlanner::Lookup(const ResourceKey& key, const Staged& 
   }
   auto it = loaded_.find(key);
   return it == loaded_.end() ? nullptr : &it->second;
+}
+
+absl::Status ChangePlanner::CheckNotReferenced(const ResourceKey& service,
+                                               const Staged& staged) const {
+  // Every route that could reference the service was loaded; judge each by its newest state.
+  absl::flat_hash_set<ResourceKey> routes;
+  for (const auto* states : {&staged, &written_}) {
+    for (const auto& [key, state] : *states) {
+      if (key.kind == v1::ROUTE && key.environment == service.environment) routes.insert(key);
+    }
+  }
+  for (const auto& [key, state] : loaded_) {
+    if (key.kind == v1::ROUTE && key.environment == service.environment) routes.insert(key);
+  }
+  for (const ResourceKey& key : routes) {
+    const v1::Resource* route = Lookup(key, staged);
+    if (route == nullptr) continue;
+    for (const std::string& referenced : ReferencedServices(*route)) {
+      if (referenced == service.name) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(service.ToString(), ": still referenced by route \"", key.name,
+                         "\"; change or delete the route first (or in the same change set)"));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ChangePlanner::CheckRouteReferences(const v1::Resource& route,
@@ -128,6 +176,7 @@ absl::StatusOr<CommitResult> ChangePlanner::Apply(const ChangeSet& change_set) {
   }
   for (const auto& [key, state] : staged) {
     if (state && state->has_route()) MERIDIAN_RETURN_IF_ERROR(CheckRouteReferences(*state, staged));
+    if (!state && key.kind == v1::SERVICE) MERIDIAN_RETURN_IF_ERROR(CheckNotReferenced(key, staged));
   }
   revision_ = revision;
   for (auto& [key, state] : staged) written_[key] = std::move(state);

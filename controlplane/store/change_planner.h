@@ -38,6 +38,11 @@ class ChangePlanner {
   // Every key whose current state the change sets depend on: the keys they write and the
   // services their routes point at.
   static std::vector<ResourceKey> KeysToLoad(const std::vector<const ChangeSet*>& change_sets);
+  // Services the change sets delete: the routes that reference them must be loaded too, so
+  // a service still in use cannot be deleted.
+  static std::vector<ResourceKey> DeletedServices(const std::vector<const ChangeSet*>& change_sets);
+  // The services a route sends traffic to, each once.
+  static std::vector<std::string> ReferencedServices(const v1::Resource& route);
 
   absl::StatusOr<CommitResult> Apply(const ChangeSet& change_set);
 
@@ -50,12 +55,11 @@ class ChangePlanner {
   }
 
  private:
-  const v1::Resource* Lookup(
-      const ResourceKey& key,
-      const absl::flat_hash_map<ResourceKey, std::optional<v1::Resource>>& staged) const;
-  absl::Status CheckRouteReferences(
-      const v1::Resource& route,
-      const absl::flat_hash_map<ResourceKey, std::optional<v1::Resource>>& staged) const;
+  using Staged = absl::flat_hash_map<ResourceKey, std::optional<v1::Resource>>;
+
+  const v1::Resource* Lookup(const ResourceKey& key, const Staged& staged) const;
+  absl::Status CheckNotReferenced(const ResourceKey& service, const Staged& staged) const;
+  absl::Status CheckRouteReferences(const v1::Resource& route, const Staged& staged) const;
 
   int64_t revision_;
   absl::flat_hash_map<ResourceKey, v1::Resource> loaded_;

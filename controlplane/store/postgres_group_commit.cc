@@ -11,18 +11,32 @@
 namespace meridian::store {
 namespace {
 
-// Reads the current rows of `keys`, locking them for the rest of the transaction.
-absl::flat_hash_map<ResourceKey, v1::Resource> LoadForUpdate(pqxx::work& txn,
-                                                             const std::vector<ResourceKey>& keys) {
-  absl::flat_hash_map<ResourceKey, v1::Resource> loaded;
-  if (keys.empty()) return loaded;
+std::string SelectKeysSql(pqxx::work& txn, const std::vector<ResourceKey>& keys) {
+  if (keys.empty()) return "";
   std::string sql =
       "SELECT body FROM resources WHERE (environment, kind, name) IN (";
   for (size_t i = 0; i < keys.size(); ++i) {
     if (i > 0) sql += ",";
     sql += QuoteKeyRow(txn, keys[i]);
   }
-  sql += ") FOR UPDATE";
+  sql += ")";
+  return sql;
+}
+
+// Loads the current rows of `keys` and of the routes that point at `deleted_services`. No row
+// locks: every writer holds the meridian_state row lock, so nothing changes under us.
+absl::flat_hash_map<ResourceKey, v1::Resource> LoadForUpdate(
+    pqxx::work& txn, const std::vector<ResourceKey>& keys,
+    const std::vector<ResourceKey>& deleted_services) {
+  absl::flat_hash_map<ResourceKey, v1::Resource> loaded;
+  std::string sql = SelectKeysSql(txn, keys);
+  for (const ResourceKey& service : deleted_services) {
+    absl::StrAppend(&sql, sql.empty() ? "" : " UNION ALL ",
+                    "SELECT body FROM resources WHERE environment = ",
+                    txn.quote(service.environment), " AND kind = 'routes' AND refs @> ARRAY[",
+                    txn.quote(service.name), "]::text[]");
+  }
+  if (sql.empty()) return loaded;
   for (const auto& row : txn.exec(sql)) {
     v1::Resource resource = ParseResourceBlob(row[0]);
     loaded.emplace(model::KeyOf(resource), std::move(resource));
@@ -52,6 +66,17 @@ std::string LabelsJson(pqxx::transaction_base& txn, const v1::Resource& resource
   return txn.quote(json);
 }
 
+std::string RefsArray(pqxx::transaction_base& txn, const v1::Resource& resource) {
+  std::string array = "ARRAY[";
+  if (resource.has_route()) {
+    const auto services = ChangePlanner::ReferencedServices(resource);
+    for (size_t i = 0; i < services.size(); ++i) {
+      absl::StrAppend(&array, i ? "," : "", txn.quote(services[i]));
+    }
+  }
+  return array + "]::text[]";
+}
+
 // Builds the statements that write a plan: one multi-row statement per table, sent in a
 // single round trip.
 std::string WritePlanSql(pqxx::work& txn, const ChangePlanner& plan) {
@@ -62,7 +87,8 @@ std::string WritePlanSql(pqxx::work& txn, const ChangePlanner& plan) {
                       txn.quote(key.environment), ",", txn.quote(std::string(model::KindPlural(key.kind))),
                       ",", txn.quote(key.name), ",", state->version(), ",",
                       state->create_revision(), ",", state->mod_revision(), ",",
-                      LabelsJson(txn, *state), "::jsonb,", QuoteResourceBlob(txn, *state), ")");
+                      LabelsJson(txn, *state), "::jsonb,", RefsArray(txn, *state), ",",
+                      QuoteResourceBlob(txn, *state), ")");
     } else {
       absl::StrAppend(&deletes, deletes.empty() ? "" : ",", QuoteKeyRow(txn, key));
     }
@@ -84,11 +110,11 @@ std::string WritePlanSql(pqxx::work& txn, const ChangePlanner& plan) {
   if (!upserts.empty()) {
     absl::StrAppend(&sql,
                     "INSERT INTO resources (environment, kind, name, version, create_revision, "
-                    "mod_revision, labels, body) VALUES ",
+                    "mod_revision, labels, refs, body) VALUES ",
                     upserts,
                     " ON CONFLICT (environment, kind, name) DO UPDATE SET version = "
                     "EXCLUDED.version, mod_revision = EXCLUDED.mod_revision, labels = "
-                    "EXCLUDED.labels, body = EXCLUDED.body;");
+                    "EXCLUDED.labels, refs = EXCLUDED.refs, body = EXCLUDED.body;");
   }
   if (!deletes.empty()) {
     absl::StrAppend(&sql, "DELETE FROM resources WHERE (environment, kind, name) IN (", deletes,
@@ -186,7 +212,9 @@ absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
         txn.exec("SELECT revision FROM meridian_state FOR UPDATE")[0][0].as<int64_t>();
     std::vector<const ChangeSet*> change_sets;
     for (const auto& pending : group) change_sets.push_back(&pending->change_set);
-    ChangePlanner plan(base_revision, LoadForUpdate(txn, ChangePlanner::KeysToLoad(change_sets)));
+    ChangePlanner plan(base_revision,
+                       LoadForUpdate(txn, ChangePlanner::KeysToLoad(change_sets),
+                                     ChangePlanner::DeletedServices(change_sets)));
     for (const auto& pending : group) results.push_back(plan.Apply(pending->change_set));
     if (plan.revision() != base_revision) {
       txn.exec(WritePlanSql(txn, plan));

@@ -92,6 +92,19 @@ TEST_F(PostgresConfigStoreTest, BatchIsAllOrNothing) {
   EXPECT_EQ(record->changes_size(), 3);
 }
 
+TEST_F(PostgresConfigStoreTest, RefusesToDeleteServiceARouteStillUses) {
+  ASSERT_TRUE(store_->Commit(Changes({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b")),
+                                      Put(RouteResource("prod", "shop", {{"a", 90}, {"b", 10}}))}))
+                  .ok());
+  auto refused = store_->Commit(Changes({Delete({v1::SERVICE, "prod", "b"})}));
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("shop"), absl::string_view::npos);
+  // Moving the route off the service in the same change set makes the delete valid.
+  auto moved = store_->Commit(Changes({Put(RouteResource("prod", "shop", {{"a", 100}})),
+                                       Delete({v1::SERVICE, "prod", "b"})}));
+  EXPECT_TRUE(moved.ok()) << moved.status();
+}
+
 TEST_F(PostgresConfigStoreTest, RejectsInvalidSpecWithFieldName) {
   auto bad = store_->Commit(Changes({Put(ServiceResource("prod", "checkout", 70000))}));
   EXPECT_TRUE(absl::IsInvalidArgument(bad.status()));
