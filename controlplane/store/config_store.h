@@ -69,6 +69,11 @@ struct RollbackSpec {
   std::string comment;
 };
 
+struct StateSnapshot {
+  int64_t revision = 0;
+  std::vector<v1::Resource> resources;
+};
+
 struct StoreRevisions {
   int64_t current = 0;
   int64_t compacted = 0;  // history at or below this revision is gone
@@ -104,6 +109,10 @@ class ConfigStore {
   // OutOfRange if after_revision < compacted revision.
   virtual absl::StatusOr<std::vector<v1::RevisionRecord>> ReadChangeLog(int64_t after_revision,
                                                                         int32_t max_revisions) = 0;
+
+  // Every current resource (all environments and kinds) and the revision they reflect, read
+  // from one consistent snapshot. For building in-memory views such as the xDS index.
+  virtual absl::StatusOr<StateSnapshot> Snapshot() = 0;
 
   virtual absl::StatusOr<StoreRevisions> Revisions() = 0;
   // Drops history at or below `revision` (must not exceed the current revision).

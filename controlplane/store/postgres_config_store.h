@@ -32,6 +32,7 @@ class PostgresConfigStore : public ConfigStore {
   absl::StatusOr<CommitResult> Rollback(const RollbackSpec& spec) override;
   absl::StatusOr<std::vector<v1::RevisionRecord>> ReadChangeLog(int64_t after_revision,
                                                                 int32_t max_revisions) override;
+  absl::StatusOr<StateSnapshot> Snapshot() override;
   absl::StatusOr<StoreRevisions> Revisions() override;
   absl::Status Compact(int64_t revision) override;
   absl::Status CheckReady() override;

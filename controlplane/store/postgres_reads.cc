@@ -244,6 +244,20 @@ absl::StatusOr<std::vector<v1::ChangeRecord>> PostgresConfigStore::Diff(
   return records;
 }
 
+absl::StatusOr<StateSnapshot> PostgresConfigStore::Snapshot() {
+  StateSnapshot snapshot;
+  MERIDIAN_RETURN_IF_ERROR(pool_.Run("snapshot", [&](pqxx::connection& connection) -> absl::Status {
+    ReadTxn txn(connection);
+    MERIDIAN_ASSIGN_OR_RETURN(StoreRevisions revisions, ReadRevisions(txn));
+    snapshot.revision = revisions.current;
+    for (const auto& row : txn.exec("SELECT body FROM resources ORDER BY environment, kind, name")) {
+      snapshot.resources.push_back(ParseResourceBlob(row[0]));
+    }
+    return absl::OkStatus();
+  }));
+  return snapshot;
+}
+
 absl::StatusOr<std::vector<v1::RevisionRecord>> PostgresConfigStore::ReadChangeLog(
     int64_t after_revision, int32_t max_revisions) {
   std::vector<v1::RevisionRecord> records;

@@ -1,0 +1,180 @@
+#include "controlplane/xds/ads_stream.h"
+
+#include "absl/strings/str_cat.h"
+#include "controlplane/model/validation.h"
+#include "spdlog/spdlog.h"
+
+namespace meridian::xds {
+namespace {
+
+std::string MetadataString(const envoy::config::core::v3::Node& node, const std::string& key) {
+  const auto& fields = node.metadata().fields();
+  auto it = fields.find(key);
+  if (it == fields.end() || !it->second.has_string_value()) return "";
+  return it->second.string_value();
+}
+
+}  // namespace
+
+bool ParseByteBuffer(const grpc::ByteBuffer& buffer, google::protobuf::Message& message) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return false;
+  std::string bytes;
+  bytes.reserve(buffer.Length());
+  for (const auto& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return message.ParseFromString(bytes);
+}
+
+AdsStream::AdsStream(StreamContext context, uint64_t id) : context_(context), id_(id) {
+  StartRead(&read_buffer_);
+}
+
+AdsStream::~AdsStream() = default;
+
+std::string AdsStream::environment() const {
+  absl::MutexLock lock(&mu_);
+  return node_.environment;
+}
+
+absl::Status AdsStream::IdentifyNode(const envoy::config::core::v3::Node& node) {
+  if (node.id().empty()) {
+    return absl::InvalidArgumentError("node.id: the first request must identify the node");
+  }
+  NodeIdentity identity;
+  identity.id = node.id();
+  identity.cluster = node.cluster();
+  identity.environment = MetadataString(node, "environment");
+  if (identity.environment.empty()) identity.environment = node.cluster();
+  if (absl::Status status = model::ValidateName("node.metadata.environment", identity.environment);
+      !status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        status.message(), " (set node metadata \"environment\" or node.cluster to the "
+                          "environment whose config this node receives)"));
+  }
+  identity.zone = MetadataString(node, "zone");
+  if (identity.zone.empty()) identity.zone = node.locality().zone();
+  identity.user_agent = absl::StrCat(node.user_agent_name(), " ", node.user_agent_version());
+  node_ = std::move(identity);
+  context_.tracker.StreamOpened(node_, id_);
+  return absl::OkStatus();
+}
+
+std::string AdsStream::NextNonce() { return absl::StrCat(id_, "-", ++nonce_counter_); }
+
+void AdsStream::RecordNack(const std::string& type_url, int64_t revision,
+                           const std::string& error) {
+  spdlog::warn("xds NACK node={} env={} type={} revision={} error={}", node_.id,
+               node_.environment, type_url, revision, error);
+  context_.tracker.Nacked(node_, type_url, revision, error);
+}
+
+void AdsStream::RecordSent(int64_t revision) { context_.tracker.Sent(node_, revision); }
+
+void AdsStream::UpdateSynced() {
+  if (!identified() || !Settled() || seen_revision_ <= synced_revision_) return;
+  synced_revision_ = seen_revision_;
+  context_.tracker.Synced(node_, synced_revision_);
+}
+
+void AdsStream::OnRevision(int64_t revision, const std::vector<const IndexChange*>& changes) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || finish_status_) return;
+    seen_revision_ = std::max(seen_revision_, revision);
+    for (const IndexChange* change : changes) MarkChanged(*change);
+  }
+  WriteOrFinish();
+}
+
+void AdsStream::Shutdown(const grpc::Status& status) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || finish_status_) return;
+    finish_status_ = status;
+  }
+  WriteOrFinish();
+}
+
+void AdsStream::OnReadDone(bool ok) {
+  std::string register_environment;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!ok) {
+      // The client closed its side or the call was cancelled.
+      if (!finish_status_) finish_status_ = grpc::Status::OK;
+    } else if (!finish_status_) {
+      absl::Status status = HandleRequest(read_buffer_);
+      if (!status.ok()) {
+        finish_status_ = grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                                      std::string(status.message()));
+      } else if (identified() && !registered_) {
+        registered_ = true;
+        register_environment = node_.environment;
+      }
+    }
+  }
+  if (!register_environment.empty()) {
+    // Registered before reading the index (and outside mu_: fan-out locks the registry, then
+    // streams): any revision applied after this reaches us through OnRevision, any before
+    // it is already in the index.
+    context_.registry.Register(this, register_environment);
+  }
+  bool keep_reading = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!register_environment.empty()) {
+      seen_revision_ = std::max(seen_revision_, context_.index.revision());
+    }
+    keep_reading = !finish_status_.has_value();
+  }
+  if (keep_reading) StartRead(&read_buffer_);
+  WriteOrFinish();
+}
+
+void AdsStream::OnWriteDone(bool ok) {
+  {
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    if (!ok && !finish_status_) finish_status_ = grpc::Status::CANCELLED;
+  }
+  WriteOrFinish();
+}
+
+void AdsStream::WriteOrFinish() {
+  std::optional<grpc::Status> finish;
+  bool write = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || write_in_flight_) return;
+    if (finish_status_) {
+      finished_ = true;
+      finish = *finish_status_;
+    } else if (std::optional<std::string> response = NextResponse()) {
+      grpc::Slice slice(*response);
+      write_buffer_ = grpc::ByteBuffer(&slice, 1);
+      write_in_flight_ = true;
+      write = true;
+    }
+    UpdateSynced();
+  }
+  // Outside the lock: gRPC may run reactions inline.
+  if (finish) Finish(*finish);
+  if (write) StartWrite(&write_buffer_);
+}
+
+void AdsStream::OnDone() {
+  bool registered = false;
+  NodeIdentity node;
+  {
+    absl::MutexLock lock(&mu_);
+    registered = registered_;
+    node = node_;
+  }
+  context_.registry.Unregister(this, registered ? node.environment : "");
+  if (registered) context_.tracker.StreamClosed(node, id_);
+  delete this;
+}
+
+}  // namespace meridian::xds

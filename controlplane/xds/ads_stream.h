@@ -1,0 +1,112 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "controlplane/xds/node_tracker.h"
+#include "controlplane/xds/resource_index.h"
+#include "envoy/config/core/v3/base.pb.h"
+#include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/server_callback.h"
+
+namespace meridian::xds {
+
+class AdsStream;
+
+// Where streams announce themselves so revision fan-out can find them.
+class StreamRegistry {
+ public:
+  virtual ~StreamRegistry() = default;
+  // Called once the stream knows its node's environment.
+  virtual void Register(AdsStream* stream, const std::string& environment) = 0;
+  // Called exactly once per stream, when it is done (environment empty if never registered).
+  virtual void Unregister(AdsStream* stream, const std::string& environment) = 0;
+};
+
+struct StreamContext {
+  const ResourceIndex& index;  // advanced before streams hear of a revision
+  NodeTracker& tracker;
+  StreamRegistry& registry;
+};
+
+// One ADS stream (callback API, raw bytes so shared serialized resources are written without
+// re-encoding). Owns the protocol-independent parts: node identity and scoping, one write in
+// flight, finish and teardown, and "synced" bookkeeping for convergence. Subclasses implement
+// state-of-the-world or delta. An idle stream costs memory, never a thread.
+// Thread-safety: reactions and fan-out calls may arrive concurrently; state is under mu_.
+class AdsStream : public grpc::ServerGenericBidiReactor {
+ public:
+  AdsStream(StreamContext context, uint64_t id);
+  ~AdsStream() override;
+
+  // Fan-out: a revision touched these (type, names) in this stream's environment.
+  void OnRevision(int64_t revision, const std::vector<const IndexChange*>& changes);
+  // Server shutdown: finish the RPC so the client reconnects to another replica.
+  void Shutdown(const grpc::Status& status);
+
+  uint64_t id() const { return id_; }
+  // Empty until the first request named the node.
+  std::string environment() const;
+
+ protected:
+  // Subclass hooks, called with mu_ held.
+  // Parses and applies one request. A non-OK status finishes the stream with it.
+  virtual absl::Status HandleRequest(const grpc::ByteBuffer& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+  // Builds the next response to write, or nullopt when nothing is due.
+  virtual std::optional<std::string> NextResponse() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+  // Records that `names` of `type_url` changed in the index.
+  virtual void MarkChanged(const IndexChange& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+  // True when nothing is queued and every response sent has been ACKed or NACKed.
+  virtual bool Settled() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+
+  // Adopts the node from the first request: sets the scope, registers for fan-out.
+  absl::Status IdentifyNode(const envoy::config::core::v3::Node& node)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool identified() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !node_.id.empty(); }
+  std::string NextNonce() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordNack(const std::string& type_url, int64_t revision, const std::string& error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordSent(int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const StreamContext context_;
+  mutable absl::Mutex mu_;
+  NodeIdentity node_ ABSL_GUARDED_BY(mu_);
+  // Newest index revision this stream has taken into account.
+  int64_t seen_revision_ ABSL_GUARDED_BY(mu_) = 0;
+
+ private:
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnDone() override;
+  void WriteOrFinish();
+  void UpdateSynced() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const uint64_t id_;
+  grpc::ByteBuffer read_buffer_;
+  grpc::ByteBuffer write_buffer_;
+  bool registered_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t synced_revision_ ABSL_GUARDED_BY(mu_) = -1;
+  uint64_t nonce_counter_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Finishes a stream at once with `status` (stream limit reached, unknown method).
+class RejectingReactor : public grpc::ServerGenericBidiReactor {
+ public:
+  explicit RejectingReactor(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+// Reads the bytes of a request into `message`.
+bool ParseByteBuffer(const grpc::ByteBuffer& buffer, google::protobuf::Message& message);
+
+}  // namespace meridian::xds

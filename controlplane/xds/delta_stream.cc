@@ -1,0 +1,150 @@
+#include "controlplane/xds/delta_stream.h"
+
+#include "absl/strings/str_cat.h"
+#include "controlplane/xds/push_order.h"
+#include "controlplane/xds/response_writer.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
+
+namespace meridian::xds {
+namespace {
+
+constexpr char kWildcard[] = "*";
+
+}  // namespace
+
+bool DeltaAdsStream::Wants(const TypeState& state, const std::string& name) const {
+  return state.wildcard || state.names.contains(name);
+}
+
+absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
+  envoy::service::discovery::v3::DeltaDiscoveryRequest request;
+  if (!ParseByteBuffer(bytes, request)) {
+    return absl::InvalidArgumentError("malformed DeltaDiscoveryRequest");
+  }
+  if (!identified()) {
+    if (absl::Status status = IdentifyNode(request.node()); !status.ok()) return status;
+  }
+  if (request.type_url().empty()) return absl::InvalidArgumentError("type_url: is required");
+
+  if (!request.response_nonce().empty()) {
+    auto unacked = unacked_.find(request.response_nonce());
+    if (unacked != unacked_.end()) {
+      if (request.has_error_detail()) {
+        RecordNack(unacked->second.type_url, unacked->second.revision,
+                   request.error_detail().message());
+      }
+      unacked_.erase(unacked);
+    }
+  }
+
+  auto [entry, first_request] = types_.try_emplace(request.type_url());
+  TypeState& state = entry->second;
+  if (first_request) {
+    for (const auto& [name, version] : request.initial_resource_versions()) {
+      state.client_versions[name] = version;
+    }
+    // An empty first subscription means wildcard (the legacy form of "*").
+    state.wildcard = request.resource_names_subscribe().empty();
+    state.all_dirty = true;
+  }
+  for (const std::string& name : request.resource_names_subscribe()) {
+    if (name == kWildcard) {
+      state.wildcard = true;
+      state.all_dirty = true;
+      continue;
+    }
+    state.names.insert(name);
+    state.dirty.insert(name);
+    if (!first_request) state.must_send.insert(name);
+  }
+  for (const std::string& name : request.resource_names_unsubscribe()) {
+    if (name == kWildcard) {
+      state.wildcard = false;
+      state.all_dirty = true;
+      continue;
+    }
+    state.names.erase(name);
+    state.must_send.erase(name);
+    if (!state.wildcard) state.client_versions.erase(name);
+  }
+  return absl::OkStatus();
+}
+
+void DeltaAdsStream::MarkChanged(const IndexChange& change) {
+  auto it = types_.find(change.type_url);
+  if (it == types_.end()) return;
+  TypeState& state = it->second;
+  if (change.everything) state.all_dirty = true;
+  for (const std::string& name : change.names) {
+    if (Wants(state, name) || state.client_versions.contains(name)) state.dirty.insert(name);
+  }
+}
+
+bool DeltaAdsStream::Settled() const {
+  if (!unacked_.empty()) return false;
+  for (const auto& [type_url, state] : types_) {
+    if (state.all_dirty || !state.dirty.empty() || !state.must_send.empty()) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> DeltaAdsStream::NextResponse() {
+  for (auto* entry : InPushOrder(types_)) {
+    if (auto response = BuildResponse(entry->first, entry->second)) return response;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type_url,
+                                                         TypeState& state) {
+  if (!state.all_dirty && state.dirty.empty() && state.must_send.empty()) return std::nullopt;
+  const int64_t revision = seen_revision_;
+  absl::flat_hash_set<std::string> candidates = std::move(state.dirty);
+  candidates.insert(state.must_send.begin(), state.must_send.end());
+  if (state.all_dirty) {
+    for (const auto& entry : context_.index.List(node_.environment, type_url)) {
+      candidates.insert(entry->name);
+    }
+    for (const auto& [name, version] : state.client_versions) candidates.insert(name);
+    candidates.insert(state.names.begin(), state.names.end());
+  }
+  ResponseWriter writer;
+  std::vector<std::string> removed;
+  size_t resources = 0;
+  for (const std::string& name : candidates) {
+    if (!Wants(state, name)) {
+      // No longer subscribed: the client forgets it without being told.
+      state.client_versions.erase(name);
+      continue;
+    }
+    XdsEntryPtr entry = context_.index.Get(node_.environment, type_url, name);
+    auto held = state.client_versions.find(name);
+    if (entry != nullptr) {
+      if (held != state.client_versions.end() && held->second == entry->version &&
+          !state.must_send.contains(name)) {
+        continue;
+      }
+      writer.AddBytes(2, entry->resource_bytes);
+      state.client_versions[name] = entry->version;
+      ++resources;
+    } else if (held != state.client_versions.end() || state.must_send.contains(name)) {
+      // Deleted, or explicitly requested and absent: tell the client it does not exist.
+      removed.push_back(name);
+      state.client_versions.erase(name);
+    }
+  }
+  state.dirty = {};
+  state.must_send.clear();
+  state.all_dirty = false;
+  if (resources == 0 && removed.empty()) return std::nullopt;
+  const std::string nonce = NextNonce();
+  writer.AddString(1, absl::StrCat(revision));
+  writer.AddString(4, type_url);
+  writer.AddString(5, nonce);
+  for (const std::string& name : removed) writer.AddString(6, name);
+  unacked_[nonce] = {type_url, revision};
+  RecordSent(revision);
+  return writer.Take();
+}
+
+}  // namespace meridian::xds

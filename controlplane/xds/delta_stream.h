@@ -1,0 +1,46 @@
+#pragma once
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "controlplane/xds/ads_stream.h"
+
+namespace meridian::xds {
+
+// Incremental (delta) xDS over ADS: per type, the subscription (wildcard and/or names) and
+// the version of every resource the client holds, so each response carries only what
+// changed for this client. A reconnecting client's initial_resource_versions seed that map,
+// so it is sent only what it lacks. A NACKed resource counts as delivered: it is resent only
+// when a newer revision changes it.
+class DeltaAdsStream : public AdsStream {
+ public:
+  using AdsStream::AdsStream;
+
+ private:
+  struct TypeState {
+    bool wildcard = false;
+    absl::flat_hash_set<std::string> names;
+    absl::flat_hash_map<std::string, std::string> client_versions;
+    absl::flat_hash_set<std::string> dirty;
+    absl::flat_hash_set<std::string> must_send;  // subscribed again: send even if unchanged
+    bool all_dirty = false;
+  };
+  struct Unacked {
+    std::string type_url;
+    int64_t revision;
+  };
+
+  absl::Status HandleRequest(const grpc::ByteBuffer& request) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<std::string> NextResponse() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkChanged(const IndexChange& change) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Settled() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::optional<std::string> BuildResponse(const std::string& type_url, TypeState& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Wants(const TypeState& state, const std::string& name) const;
+
+  absl::flat_hash_map<std::string, TypeState> types_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Unacked> unacked_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace meridian::xds

@@ -1,0 +1,39 @@
+#pragma once
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "controlplane/xds/ads_stream.h"
+
+namespace meridian::xds {
+
+// State-of-the-world xDS over ADS: every response for a type carries all the resources the
+// client subscribes to (absent = removed). ACK/NACK follow Istio's decision table: a NACK
+// (error_detail) is recorded and answered with nothing; a request echoing an old nonce is
+// stale and ignored; an ACK is answered only when it changes the subscription.
+class SotwAdsStream : public AdsStream {
+ public:
+  using AdsStream::AdsStream;
+
+ private:
+  struct TypeState {
+    bool wildcard = false;
+    absl::flat_hash_set<std::string> names;
+    bool dirty = false;
+    std::string last_nonce;       // of the last response sent
+    bool awaiting_ack = false;
+    int64_t last_revision = 0;    // of the last response sent
+  };
+
+  absl::Status HandleRequest(const grpc::ByteBuffer& request) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<std::string> NextResponse() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkChanged(const IndexChange& change) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Settled() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::string BuildResponse(const std::string& type_url, TypeState& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::flat_hash_map<std::string, TypeState> types_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace meridian::xds

@@ -1,0 +1,412 @@
+// The ADS server over real gRPC streams against real Postgres: delta and state-of-the-world
+// subscribe, ACK/NACK, scoping, deletes, reconnect, replicas, stream limits, stuck clients.
+#include "controlplane/xds/xds_server.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "controlplane/xds/type_urls.h"
+#include "gtest/gtest.h"
+#include "grpcpp/grpcpp.h"
+#include "meridian/v1/xds_types.pb.h"
+#include "tests/integration/ads_test_client.h"
+#include "tests/integration/store_test_util.h"
+
+namespace meridian::xds {
+namespace {
+
+using ::envoy::service::discovery::v3::AggregatedDiscoveryService;
+using ::envoy::service::discovery::v3::DeltaDiscoveryRequest;
+using ::envoy::service::discovery::v3::DeltaDiscoveryResponse;
+using ::envoy::service::discovery::v3::DiscoveryRequest;
+using ::envoy::service::discovery::v3::DiscoveryResponse;
+using ::meridian::testing::Changes;
+using ::meridian::testing::DeltaClient;
+using ::meridian::testing::Delete;
+using ::meridian::testing::Put;
+using ::meridian::testing::ServiceResource;
+using ::meridian::testing::SotwClient;
+
+const std::string kServiceType = TypeUrlOf(v1::SERVICE);
+
+// Records what streams report, for assertions.
+class RecordingTracker : public NodeTracker {
+ public:
+  void StreamOpened(const NodeIdentity&, uint64_t) override {}
+  void StreamClosed(const NodeIdentity&, uint64_t) override {}
+  void Sent(const NodeIdentity&, int64_t) override {}
+  void Synced(const NodeIdentity& node, int64_t revision) override {
+    absl::MutexLock lock(&mu_);
+    synced_[node.id] = revision;
+  }
+  void Nacked(const NodeIdentity& node, const std::string& type_url, int64_t revision,
+              const std::string& error) override {
+    absl::MutexLock lock(&mu_);
+    nacks_.push_back(absl::StrCat(node.id, " ", type_url, " ", revision, " ", error));
+  }
+  // Waits (bounded) until the node has synced at least `revision`.
+  bool WaitSynced(const std::string& node_id, int64_t revision) {
+    absl::MutexLock lock(&mu_);
+    struct Args {
+      RecordingTracker* self;
+      const std::string* id;
+      int64_t revision;
+    } args{this, &node_id, revision};
+    return mu_.AwaitWithTimeout(absl::Condition(
+                                    +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                      auto it = a->self->synced_.find(*a->id);
+                                      return it != a->self->synced_.end() &&
+                                             it->second >= a->revision;
+                                    },
+                                    &args),
+                                absl::Seconds(10));
+  }
+  std::vector<std::string> nacks() {
+    absl::MutexLock lock(&mu_);
+    return nacks_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, int64_t> synced_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> nacks_ ABSL_GUARDED_BY(mu_);
+};
+
+// One control-plane replica: store, change feed, xDS server on a free port.
+struct Replica {
+  Replica(const std::string& url, XdsServerOptions options = {}) {
+    auto opened = store::PostgresConfigStore::Open({url, 4});
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    store = std::move(*opened);
+    feed = std::make_unique<store::ChangeFeed>(
+        *store, store::ChangeFeed::Options{url, absl::Milliseconds(500), 1024});
+    EXPECT_TRUE(feed->Start().ok());
+    xds = std::make_unique<XdsServer>(*store, *feed, tracker, options);
+    EXPECT_TRUE(xds->Start().ok());
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterCallbackGenericService(xds.get());
+    server = builder.BuildAndStart();
+    channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                  grpc::InsecureChannelCredentials());
+    stub = AggregatedDiscoveryService::NewStub(channel);
+  }
+  ~Replica() {
+    xds->Stop();
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    feed->Stop();
+  }
+
+  std::unique_ptr<DeltaClient> Delta() {
+    return std::make_unique<DeltaClient>(
+        [this](grpc::ClientContext* context) { return stub->DeltaAggregatedResources(context); });
+  }
+  std::unique_ptr<SotwClient> Sotw() {
+    return std::make_unique<SotwClient>(
+        [this](grpc::ClientContext* context) { return stub->StreamAggregatedResources(context); });
+  }
+
+  RecordingTracker tracker;
+  std::unique_ptr<store::PostgresConfigStore> store;
+  std::unique_ptr<store::ChangeFeed> feed;
+  std::unique_ptr<XdsServer> xds;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<AggregatedDiscoveryService::Stub> stub;
+};
+
+envoy::config::core::v3::Node MakeNode(const std::string& id, const std::string& environment) {
+  envoy::config::core::v3::Node node;
+  node.set_id(id);
+  (*node.mutable_metadata()->mutable_fields())["environment"].set_string_value(environment);
+  return node;
+}
+
+DeltaDiscoveryRequest DeltaSubscribe(const std::string& node_id, const std::string& environment,
+                                     const std::string& type_url = kServiceType) {
+  DeltaDiscoveryRequest request;
+  *request.mutable_node() = MakeNode(node_id, environment);
+  request.set_type_url(type_url);
+  return request;
+}
+
+DeltaDiscoveryRequest DeltaAck(const DeltaDiscoveryResponse& response) {
+  DeltaDiscoveryRequest ack;
+  ack.set_type_url(response.type_url());
+  ack.set_response_nonce(response.nonce());
+  return ack;
+}
+
+std::vector<std::string> Names(const DeltaDiscoveryResponse& response) {
+  std::vector<std::string> names;
+  for (const auto& resource : response.resources()) names.push_back(resource.name());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+uint32_t FirstPort(const envoy::service::discovery::v3::Resource& resource) {
+  v1::Service service;
+  EXPECT_TRUE(resource.resource().UnpackTo(&service));
+  return service.spec().ports(0).port();
+}
+
+class XdsServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto url = meridian::testing::SharedPostgres().CreateDatabase("xds");
+    ASSERT_TRUE(url.ok()) << url.status();
+    url_ = *url;
+    replica_ = std::make_unique<Replica>(url_);
+  }
+  void Write(std::vector<store::Mutation> mutations) {
+    auto result = replica_->store->Commit(Changes(std::move(mutations)));
+    ASSERT_TRUE(result.ok()) << result.status();
+    last_revision_ = result->revision;
+    // Streams opened after Write() see the write in their first response.
+    for (int attempt = 0; attempt < 500 && replica_->xds->revision() < last_revision_; ++attempt) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+
+  std::string url_;
+  std::unique_ptr<Replica> replica_;
+  int64_t last_revision_ = 0;
+};
+
+TEST_F(XdsServerTest, DeltaWildcardGetsOwnEnvironmentThenChangesAndDeletes) {
+  Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b")),
+         Put(ServiceResource("staging", "secret-staging-only"))});
+  auto client = replica_->Delta();
+  ASSERT_TRUE(client->Send(DeltaSubscribe("node-1", "prod")));
+  auto first = client->Next();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->type_url(), kServiceType);
+  EXPECT_EQ(Names(*first), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(first->system_version_info(), "1");
+  ASSERT_TRUE(client->Send(DeltaAck(*first)));
+  EXPECT_TRUE(replica_->tracker.WaitSynced("node-1", 1));
+
+  Write({Put(ServiceResource("prod", "a", 9090))});
+  auto update = client->Next();
+  ASSERT_TRUE(update.has_value());
+  ASSERT_EQ(Names(*update), std::vector<std::string>{"a"});  // only what changed
+  EXPECT_EQ(FirstPort(update->resources(0)), 9090u);
+  EXPECT_EQ(update->resources(0).version(), "2");
+  ASSERT_TRUE(client->Send(DeltaAck(*update)));
+
+  Write({Put(ServiceResource("staging", "other"))});  // not this node's environment
+  Write({Delete({v1::SERVICE, "prod", "b"})});
+  auto removal = client->Next();
+  ASSERT_TRUE(removal.has_value());
+  EXPECT_EQ(removal->resources_size(), 0);
+  ASSERT_EQ(removal->removed_resources_size(), 1);
+  EXPECT_EQ(removal->removed_resources(0), "b");
+  ASSERT_TRUE(client->Send(DeltaAck(*removal)));
+  EXPECT_TRUE(replica_->tracker.WaitSynced("node-1", last_revision_));
+}
+
+TEST_F(XdsServerTest, NackIsRecordedAndTheRejectedConfigIsNotResent) {
+  Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b"))});
+  auto client = replica_->Delta();
+  ASSERT_TRUE(client->Send(DeltaSubscribe("node-1", "prod")));
+  auto first = client->Next();
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(client->Send(DeltaAck(*first)));
+
+  Write({Put(ServiceResource("prod", "a", 1))});
+  auto bad = client->Next();
+  ASSERT_TRUE(bad.has_value());
+  DeltaDiscoveryRequest nack = DeltaAck(*bad);
+  nack.mutable_error_detail()->set_code(3);
+  nack.mutable_error_detail()->set_message("port 1 is privileged on this node");
+  ASSERT_TRUE(client->Send(nack));
+  EXPECT_FALSE(client->Next(absl::Milliseconds(500)).has_value()) << "NACKed config was resent";
+  for (int attempt = 0; attempt < 50 && replica_->tracker.nacks().empty(); ++attempt) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(replica_->tracker.nacks().size(), 1u);
+  EXPECT_NE(replica_->tracker.nacks()[0].find("port 1 is privileged"), std::string::npos);
+
+  // An unrelated change sends only that resource, not the rejected one again.
+  Write({Put(ServiceResource("prod", "b", 7070))});
+  auto next = client->Next();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(Names(*next), std::vector<std::string>{"b"});
+  // A newer revision of the rejected resource is sent.
+  Write({Put(ServiceResource("prod", "a", 8081))});
+  auto fixed = client->Next();
+  ASSERT_TRUE(fixed.has_value());
+  EXPECT_EQ(Names(*fixed), std::vector<std::string>{"a"});
+}
+
+TEST_F(XdsServerTest, ReconnectWithInitialVersionsGetsOnlyWhatItLacks) {
+  Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b")),
+         Put(ServiceResource("prod", "c"))});
+  DeltaDiscoveryResponse first;
+  {
+    auto client = replica_->Delta();
+    ASSERT_TRUE(client->Send(DeltaSubscribe("node-1", "prod")));
+    auto response = client->Next();
+    ASSERT_TRUE(response.has_value());
+    first = *response;
+  }
+  Write({Put(ServiceResource("prod", "b", 9999))});
+  Write({Delete({v1::SERVICE, "prod", "c"})});
+
+  auto client = replica_->Delta();
+  DeltaDiscoveryRequest resume = DeltaSubscribe("node-1", "prod");
+  for (const auto& resource : first.resources()) {
+    (*resume.mutable_initial_resource_versions())[resource.name()] = resource.version();
+  }
+  ASSERT_TRUE(client->Send(resume));
+  auto response = client->Next();
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(Names(*response), std::vector<std::string>{"b"});
+  ASSERT_EQ(response->removed_resources_size(), 1);
+  EXPECT_EQ(response->removed_resources(0), "c");
+}
+
+TEST_F(XdsServerTest, NamedSubscriptionGetsOnlyThoseAndIsToldAboutMissingOnes) {
+  Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b"))});
+  auto client = replica_->Delta();
+  DeltaDiscoveryRequest request = DeltaSubscribe("node-1", "prod");
+  request.add_resource_names_subscribe("a");
+  ASSERT_TRUE(client->Send(request));
+  auto first = client->Next();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(Names(*first), std::vector<std::string>{"a"});
+  ASSERT_TRUE(client->Send(DeltaAck(*first)));
+
+  Write({Put(ServiceResource("prod", "b", 1234))});
+  EXPECT_FALSE(client->Next(absl::Milliseconds(300)).has_value());
+
+  DeltaDiscoveryRequest more;
+  more.set_type_url(kServiceType);
+  more.add_resource_names_subscribe("b");
+  more.add_resource_names_subscribe("nope");
+  ASSERT_TRUE(client->Send(more));
+  auto second = client->Next();
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(Names(*second), std::vector<std::string>{"b"});
+  ASSERT_EQ(second->removed_resources_size(), 1);
+  EXPECT_EQ(second->removed_resources(0), "nope");
+}
+
+TEST_F(XdsServerTest, StateOfTheWorldSendsFullSetAndIgnoresStaleNonces) {
+  Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b"))});
+  auto client = replica_->Sotw();
+  DiscoveryRequest request;
+  *request.mutable_node() = MakeNode("envoy-1", "prod");
+  request.set_type_url(kServiceType);
+  ASSERT_TRUE(client->Send(request));
+  auto first = client->Next();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->resources_size(), 2);
+  EXPECT_EQ(first->version_info(), "1");
+
+  DiscoveryRequest ack;
+  ack.set_type_url(kServiceType);
+  ack.set_version_info(first->version_info());
+  ack.set_response_nonce(first->nonce());
+  ASSERT_TRUE(client->Send(ack));
+  EXPECT_TRUE(replica_->tracker.WaitSynced("envoy-1", 1));
+  EXPECT_FALSE(client->Next(absl::Milliseconds(300)).has_value()) << "ACK must not be answered";
+
+  Write({Delete({v1::SERVICE, "prod", "b"})});
+  auto second = client->Next();
+  ASSERT_TRUE(second.has_value());
+  ASSERT_EQ(second->resources_size(), 1);  // b is absent: removed
+  v1::Service service;
+  ASSERT_TRUE(second->resources(0).UnpackTo(&service));
+  EXPECT_EQ(service.name(), "a");
+  EXPECT_EQ(second->version_info(), "2");
+
+  // A NACK of an old nonce is stale and ignored; a NACK of the current one is recorded.
+  DiscoveryRequest stale = ack;
+  stale.mutable_error_detail()->set_message("stale");
+  ASSERT_TRUE(client->Send(stale));
+  DiscoveryRequest nack;
+  nack.set_type_url(kServiceType);
+  nack.set_version_info(first->version_info());
+  nack.set_response_nonce(second->nonce());
+  nack.mutable_error_detail()->set_message("rejected");
+  ASSERT_TRUE(client->Send(nack));
+  EXPECT_FALSE(client->Next(absl::Milliseconds(300)).has_value());
+  for (int attempt = 0; attempt < 50 && replica_->tracker.nacks().empty(); ++attempt) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(replica_->tracker.nacks().size(), 1u);
+  EXPECT_NE(replica_->tracker.nacks()[0].find("rejected"), std::string::npos);
+}
+
+TEST_F(XdsServerTest, FirstRequestWithoutEnvironmentIsRejected) {
+  auto client = replica_->Delta();
+  DeltaDiscoveryRequest request;
+  request.mutable_node()->set_id("anonymous-node");
+  request.set_type_url(kServiceType);
+  ASSERT_TRUE(client->Send(request));
+  grpc::Status status = client->AwaitClose();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("environment"), std::string::npos);
+}
+
+TEST_F(XdsServerTest, StreamsAboveTheLimitGetResourceExhausted) {
+  Replica limited(url_, XdsServerOptions{1, absl::Milliseconds(2)});
+  auto first = limited.Delta();
+  ASSERT_TRUE(first->Send(DeltaSubscribe("node-1", "prod")));
+  absl::SleepFor(absl::Milliseconds(200));
+  auto second = limited.Delta();
+  second->Send(DeltaSubscribe("node-2", "prod"));
+  EXPECT_EQ(second->AwaitClose().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(XdsServerTest, WriteThroughOneReplicaReachesStreamOnAnother) {
+  Replica other(url_);
+  auto client = other.Delta();
+  ASSERT_TRUE(client->Send(DeltaSubscribe("node-b", "prod")));
+  Write({Put(ServiceResource("prod", "from-a"))});
+  std::optional<DeltaDiscoveryResponse> response;
+  for (int attempt = 0; attempt < 3 && (!response || response->resources_size() == 0); ++attempt) {
+    response = client->Next();
+  }
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(Names(*response), std::vector<std::string>{"from-a"});
+}
+
+TEST_F(XdsServerTest, StuckClientDoesNotDelayOthers) {
+  // The stuck client subscribes, then never reads: its writes back up in flow control.
+  auto stuck = std::make_unique<DeltaClient>(
+      [this](grpc::ClientContext* context) {
+        return replica_->stub->DeltaAggregatedResources(context);
+      },
+      /*start_reading=*/false);
+  ASSERT_TRUE(stuck->Send(DeltaSubscribe("stuck", "prod")));
+  auto healthy = replica_->Delta();
+  ASSERT_TRUE(healthy->Send(DeltaSubscribe("healthy", "prod")));
+
+  // ~40 KB per revision: the stuck stream's window fills after a few.
+  constexpr int kRevisions = 60;
+  for (int i = 0; i < kRevisions; ++i) {
+    v1::Resource resource = ServiceResource("prod", "big");
+    (*resource.mutable_labels())["payload"] = std::string(1000, 'x');
+    for (int port = 1; port <= 300; ++port) {
+      auto* service_port = resource.mutable_service()->add_ports();
+      service_port->set_port(10000 + port + i);
+      service_port->set_name("p" + std::to_string(port));
+    }
+    resource.mutable_service()->mutable_ports()->DeleteSubrange(0, 1);
+    Write({Put(resource)});
+  }
+  // The healthy client reaches the newest revision (bounded wait); coalescing may skip some.
+  int64_t newest = 0;
+  for (int attempt = 0; attempt < kRevisions + 5 && newest < last_revision_; ++attempt) {
+    auto response = healthy->Next();
+    if (!response) break;
+    newest = std::stoll(response->system_version_info());
+    healthy->Send(DeltaAck(*response));
+  }
+  EXPECT_EQ(newest, last_revision_);
+}
+
+}  // namespace
+}  // namespace meridian::xds
