@@ -1,4 +1,5 @@
-# Writes a C++ source holding every migration as (version, name, sql).
+# Writes a C++ source holding every migration as (version, name, sql). INPUTS is "|"-separated.
+string(REPLACE "|" ";" INPUTS "${INPUTS}")
 set(body "// Generated from migrations/*.sql by embed_migrations.cmake.\n#include \"controlplane/store/migration_runner.h\"\n\nnamespace meridian::store {\n\nconst std::vector<Migration>& EmbeddedMigrations() {\n  static const std::vector<Migration> kMigrations = {\n")
 foreach(input ${INPUTS})
   get_filename_component(file_name ${input} NAME)

@@ -68,12 +68,20 @@ void AdsStream::RecordNack(const std::string& type_url, int64_t revision,
   spdlog::warn("xds NACK node={} env={} type={} revision={} error={}", node_.id,
                node_.environment, type_url, revision, error);
   context_.tracker.Nacked(node_, type_url, revision, error);
+  rejected_[type_url] = revision;
+}
+
+void AdsStream::RecordAck(const std::string& type_url, int64_t revision) {
+  auto rejected = rejected_.find(type_url);
+  if (rejected != rejected_.end() && revision > rejected->second) rejected_.erase(rejected);
 }
 
 void AdsStream::RecordSent(int64_t revision) { context_.tracker.Sent(node_, revision); }
 
 void AdsStream::UpdateSynced() {
-  if (!identified() || !Settled() || seen_revision_ <= synced_revision_) return;
+  if (!identified() || !rejected_.empty() || !Settled() || seen_revision_ <= synced_revision_) {
+    return;
+  }
   synced_revision_ = seen_revision_;
   context_.tracker.Synced(node_, synced_revision_);
 }

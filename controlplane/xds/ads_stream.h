@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "controlplane/xds/node_tracker.h"
@@ -74,6 +75,8 @@ class AdsStream : public grpc::ServerGenericBidiReactor {
   void RecordNack(const std::string& type_url, int64_t revision, const std::string& error)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordSent(int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The client accepted the response for `type_url` produced at `revision`.
+  void RecordAck(const std::string& type_url, int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const StreamContext context_;
   mutable absl::Mutex mu_;
@@ -96,6 +99,9 @@ class AdsStream : public grpc::ServerGenericBidiReactor {
   std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   int64_t synced_revision_ ABSL_GUARDED_BY(mu_) = -1;
+  // Types whose last response was rejected, with the rejected revision: the node is not
+  // synced until a later response of that type is accepted.
+  absl::flat_hash_map<std::string, int64_t> rejected_ ABSL_GUARDED_BY(mu_);
   uint64_t nonce_counter_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

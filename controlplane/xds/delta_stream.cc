@@ -32,6 +32,8 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
       if (request.has_error_detail()) {
         RecordNack(unacked->second.type_url, unacked->second.revision,
                    request.error_detail().message());
+      } else {
+        RecordAck(unacked->second.type_url, unacked->second.revision);
       }
       unacked_.erase(unacked);
     }

@@ -25,6 +25,7 @@ absl::Status SotwAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
       RecordNack(request.type_url(), state.last_revision, request.error_detail().message());
       return absl::OkStatus();
     }
+    RecordAck(request.type_url(), state.last_revision);
   }
   absl::flat_hash_set<std::string> names(request.resource_names().begin(),
                                          request.resource_names().end());

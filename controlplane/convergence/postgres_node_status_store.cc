@@ -1,0 +1,147 @@
+#include "controlplane/convergence/postgres_node_status_store.h"
+
+#include <pqxx/pqxx>
+
+#include "absl/strings/str_cat.h"
+#include "controlplane/common/status_macros.h"
+
+namespace meridian::convergence {
+namespace {
+
+std::string Micros(absl::Time time) {
+  return absl::StrCat("to_timestamp(", absl::ToUnixMicros(time), "::float8 / 1000000)");
+}
+
+void SetTimestamp(const pqxx::field& field, google::protobuf::Timestamp* timestamp) {
+  if (field.is_null()) return;
+  const int64_t micros = field.as<int64_t>();
+  timestamp->set_seconds(micros / 1000000);
+  timestamp->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+}
+
+std::string EpochMicros(absl::string_view column) {
+  return absl::StrCat("(extract(epoch FROM ", column, ") * 1000000)::bigint");
+}
+
+}  // namespace
+
+PostgresNodeStatusStore::PostgresNodeStatusStore(std::string database_url, int pool_size)
+    : pool_(std::move(database_url), pool_size) {}
+
+absl::Status PostgresNodeStatusStore::Upsert(const std::vector<NodeRecord>& records) {
+  if (records.empty()) return absl::OkStatus();
+  return pool_.Run("node status", [&](pqxx::connection& connection) -> absl::Status {
+    pqxx::work txn(connection);
+    std::string values;
+    for (const NodeRecord& record : records) {
+      absl::StrAppend(
+          &values, values.empty() ? "" : ",", "(", txn.quote(record.identity.id), ",",
+          txn.quote(record.identity.cluster), ",", txn.quote(record.identity.environment), ",",
+          txn.quote(record.identity.zone), ",", txn.quote(record.identity.user_agent), ",",
+          txn.quote(record.replica), ",", record.streams, ",",
+          record.connected_since == absl::InfinitePast() ? "NULL" : Micros(record.connected_since),
+          ",", Micros(record.last_seen), ",", record.last_sent_revision, ",",
+          record.applied_revision, ",", record.nacked_revision, ",",
+          txn.quote(record.nack_type_url), ",", txn.quote(record.nack_error), ")");
+    }
+    // Sorted by node id so concurrent replicas lock rows in the same order.
+    txn.exec(absl::StrCat(
+        "INSERT INTO nodes AS n (node_id, cluster, environment, zone, user_agent, replica, "
+        "streams, connected_since, last_seen, last_sent_revision, applied_revision, "
+        "nacked_revision, nack_type_url, nack_error) SELECT * FROM (VALUES ", values,
+        ") v ORDER BY 1 ON CONFLICT (node_id) DO UPDATE SET cluster = EXCLUDED.cluster, "
+        "environment = EXCLUDED.environment, zone = EXCLUDED.zone, user_agent = "
+        "EXCLUDED.user_agent, replica = EXCLUDED.replica, streams = EXCLUDED.streams, "
+        "connected_since = EXCLUDED.connected_since, last_seen = EXCLUDED.last_seen, "
+        "last_sent_revision = EXCLUDED.last_sent_revision, applied_revision = "
+        "EXCLUDED.applied_revision, nacked_revision = EXCLUDED.nacked_revision, nack_type_url = "
+        "EXCLUDED.nack_type_url, nack_error = EXCLUDED.nack_error "
+        "WHERE n.replica = EXCLUDED.replica OR EXCLUDED.streams > 0 OR n.streams = 0"));
+    txn.commit();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::vector<v1::NodeStatus>> PostgresNodeStatusStore::Query(
+    const WhereClause& where, absl::Duration staleness) {
+  std::vector<v1::NodeStatus> nodes;
+  MERIDIAN_RETURN_IF_ERROR(pool_.Run("nodes", [&](pqxx::connection& connection) -> absl::Status {
+    pqxx::nontransaction txn(connection);
+    const auto rows = txn.exec(absl::StrCat(
+        "SELECT node_id, cluster, environment, zone, user_agent, replica, "
+        "streams > 0 AND last_seen > now() - interval '", absl::ToInt64Milliseconds(staleness),
+        " milliseconds', ", EpochMicros("first_seen"), ", ", EpochMicros("connected_since"), ", ",
+        EpochMicros("last_seen"),
+        ", last_sent_revision, applied_revision, nacked_revision, nack_type_url, nack_error "
+        "FROM nodes WHERE ", where(txn), " ORDER BY node_id"));
+    for (const auto& row : rows) {
+      v1::NodeStatus& node = nodes.emplace_back();
+      node.set_id(row[0].as<std::string>());
+      node.set_cluster(row[1].as<std::string>());
+      node.set_environment(row[2].as<std::string>());
+      node.set_zone(row[3].as<std::string>());
+      node.set_user_agent(row[4].as<std::string>());
+      node.set_replica(row[5].as<std::string>());
+      node.set_connected(row[6].as<bool>());
+      SetTimestamp(row[7], node.mutable_first_seen());
+      SetTimestamp(row[8], node.mutable_connected_since());
+      SetTimestamp(row[9], node.mutable_last_seen());
+      node.set_last_sent_revision(row[10].as<int64_t>());
+      node.set_applied_revision(row[11].as<int64_t>());
+      node.set_nacked_revision(row[12].as<int64_t>());
+      node.set_nack_type_url(row[13].as<std::string>());
+      node.set_nack_error(row[14].as<std::string>());
+    }
+    return absl::OkStatus();
+  }));
+  return nodes;
+}
+
+absl::StatusOr<std::vector<v1::NodeStatus>> PostgresNodeStatusStore::List(
+    const std::vector<std::string>& environments, absl::Duration staleness) {
+  return Query(
+      [&](pqxx::transaction_base& txn) {
+        if (environments.empty()) return std::string("true");
+        std::string list;
+        for (const std::string& environment : environments) {
+          absl::StrAppend(&list, list.empty() ? "" : ",", txn.quote(environment));
+        }
+        return absl::StrCat("environment IN (", list, ")");
+      },
+      staleness);
+}
+
+absl::StatusOr<v1::NodeStatus> PostgresNodeStatusStore::Get(const std::string& node_id,
+                                                            absl::Duration staleness) {
+  MERIDIAN_ASSIGN_OR_RETURN(
+      auto nodes,
+      Query([&](pqxx::transaction_base& txn) { return "node_id = " + txn.quote(node_id); },
+            staleness));
+  if (nodes.empty()) return absl::NotFoundError(absl::StrCat("node \"", node_id, "\": not found"));
+  return std::move(nodes.front());
+}
+
+absl::StatusOr<std::vector<std::string>> PostgresNodeStatusStore::RevisionScope(int64_t revision) {
+  std::vector<std::string> environments;
+  MERIDIAN_RETURN_IF_ERROR(pool_.Run("revision scope", [&](pqxx::connection& connection) -> absl::Status {
+    pqxx::nontransaction txn(connection);
+    auto state = txn.exec("SELECT revision, compacted_revision FROM meridian_state")[0];
+    if (revision <= 0 || revision > state[0].as<int64_t>()) {
+      return absl::NotFoundError(absl::StrCat("revision ", revision, ": not found (current is ",
+                                              state[0].as<int64_t>(), ")"));
+    }
+    if (revision <= state[1].as<int64_t>()) {
+      return absl::OutOfRangeError(
+          absl::StrCat("revision ", revision, " has been compacted; its scope is unknown"));
+    }
+    for (const auto& row : txn.exec(absl::StrCat(
+             "SELECT DISTINCT environment FROM changes WHERE revision = ", revision,
+             " ORDER BY 1"))) {
+      environments.push_back(row[0].as<std::string>());
+    }
+    return absl::OkStatus();
+  }));
+  return environments;
+}
+
+}  // namespace meridian::convergence

@@ -1,0 +1,167 @@
+// Convergence tracking end to end: real ADS streams ACK and NACK revisions, the node registry
+// records them in Postgres, and the tracker answers per revision.
+#include "controlplane/convergence/convergence_tracker.h"
+
+#include "absl/time/clock.h"
+#include "controlplane/convergence/postgres_node_status_store.h"
+#include "controlplane/xds/type_urls.h"
+#include "controlplane/xds/xds_server.h"
+#include "gtest/gtest.h"
+#include "tests/integration/ads_test_client.h"
+#include "tests/integration/store_test_util.h"
+
+namespace meridian::convergence {
+namespace {
+
+using ::envoy::service::discovery::v3::AggregatedDiscoveryService;
+using ::envoy::service::discovery::v3::DeltaDiscoveryRequest;
+using ::envoy::service::discovery::v3::DeltaDiscoveryResponse;
+using ::meridian::testing::Changes;
+using ::meridian::testing::DeltaClient;
+using ::meridian::testing::Put;
+using ::meridian::testing::ServiceResource;
+
+class ConvergenceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto url = meridian::testing::SharedPostgres().CreateDatabase("convergence");
+    ASSERT_TRUE(url.ok()) << url.status();
+    auto opened = store::PostgresConfigStore::Open({*url, 4});
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    store_ = std::move(*opened);
+    feed_ = std::make_unique<store::ChangeFeed>(
+        *store_, store::ChangeFeed::Options{*url, absl::Milliseconds(200), 1024});
+    ASSERT_TRUE(feed_->Start().ok());
+    node_store_ = std::make_unique<PostgresNodeStatusStore>(*url, 2);
+    registry_ = std::make_unique<NodeRegistry>(
+        *node_store_, NodeRegistry::Options{"replica-1", absl::Milliseconds(20), absl::Seconds(1)});
+    registry_->Start();
+    tracker_ = std::make_unique<ConvergenceTracker>(*node_store_, *registry_);
+    xds_ = std::make_unique<xds::XdsServer>(*store_, *feed_, *registry_, xds::XdsServerOptions{});
+    ASSERT_TRUE(xds_->Start().ok());
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterCallbackGenericService(xds_.get());
+    server_ = builder.BuildAndStart();
+    stub_ = AggregatedDiscoveryService::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    xds_->Stop();
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    registry_->Stop();
+    feed_->Stop();
+  }
+
+  int64_t Write(const std::string& environment, const std::string& name, uint32_t port) {
+    auto result = store_->Commit(Changes({Put(ServiceResource(environment, name, port))}));
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? result->revision : 0;
+  }
+
+  std::unique_ptr<DeltaClient> Connect(const std::string& node_id, const std::string& environment) {
+    auto client = std::make_unique<DeltaClient>(
+        [this](grpc::ClientContext* context) { return stub_->DeltaAggregatedResources(context); });
+    DeltaDiscoveryRequest request;
+    request.mutable_node()->set_id(node_id);
+    (*request.mutable_node()->mutable_metadata()->mutable_fields())["environment"]
+        .set_string_value(environment);
+    request.set_type_url(xds::TypeUrlOf(v1::SERVICE));
+    EXPECT_TRUE(client->Send(request));
+    return client;
+  }
+
+  static DeltaDiscoveryRequest Reply(const DeltaDiscoveryResponse& response,
+                                     const std::string& error = "") {
+    DeltaDiscoveryRequest reply;
+    reply.set_type_url(response.type_url());
+    reply.set_response_nonce(response.nonce());
+    if (!error.empty()) reply.mutable_error_detail()->set_message(error);
+    return reply;
+  }
+
+  std::unique_ptr<store::PostgresConfigStore> store_;
+  std::unique_ptr<store::ChangeFeed> feed_;
+  std::unique_ptr<PostgresNodeStatusStore> node_store_;
+  std::unique_ptr<NodeRegistry> registry_;
+  std::unique_ptr<ConvergenceTracker> tracker_;
+  std::unique_ptr<xds::XdsServer> xds_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::unique_ptr<AggregatedDiscoveryService::Stub> stub_;
+};
+
+TEST_F(ConvergenceTest, RevisionStatusShowsAppliedNackedAndPendingNodes) {
+  Write("prod", "a", 8080);
+  auto good = Connect("good", "prod");
+  auto picky = Connect("picky", "prod");
+  auto slow = Connect("slow", "prod");
+  auto staging = Connect("staging-node", "staging");
+  for (auto* client : {good.get(), picky.get()}) {
+    auto first = client->Next();
+    ASSERT_TRUE(first.has_value());
+    client->Send(Reply(*first));
+  }
+  ASSERT_TRUE(slow->Next().has_value());  // received, never answers
+
+  const int64_t revision = Write("prod", "a", 9090);
+  auto update = good->Next();
+  ASSERT_TRUE(update.has_value());
+  good->Send(Reply(*update));
+  auto rejected = picky->Next();
+  ASSERT_TRUE(rejected.has_value());
+  picky->Send(Reply(*rejected, "port 9090 is taken on this host"));
+
+  auto status = tracker_->WaitForRevision(revision, absl::Seconds(2));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_FALSE(status->converged());  // "slow" never applied it
+  EXPECT_EQ(status->nodes_in_scope(), 3);  // the staging node is out of scope
+  ASSERT_EQ(status->applied_size(), 1);
+  EXPECT_EQ(status->applied(0).id(), "good");
+  ASSERT_EQ(status->nacked_size(), 1);
+  EXPECT_EQ(status->nacked(0).id(), "picky");
+  EXPECT_EQ(status->nacked(0).nack_error(), "port 9090 is taken on this host");
+  ASSERT_EQ(status->pending_size(), 1);
+  EXPECT_EQ(status->pending(0).id(), "slow");
+
+  // Once the slow node goes away the revision converges (it is listed as disconnected).
+  slow.reset();
+  auto after = tracker_->WaitForRevision(revision, absl::Seconds(10));
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(after->converged());
+  ASSERT_EQ(after->disconnected_size(), 1);
+  EXPECT_EQ(after->disconnected(0).id(), "slow");
+}
+
+TEST_F(ConvergenceTest, NodesAreListedAndFilteredByEnvironmentAndState) {
+  Write("prod", "a", 8080);
+  auto prod = Connect("prod-1", "prod");
+  auto first = prod->Next();
+  ASSERT_TRUE(first.has_value());
+  prod->Send(Reply(*first));
+  {
+    auto gone = Connect("staging-1", "staging");
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  absl::StatusOr<v1::ListNodesResponse> connected;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    connected = tracker_->ListNodes("", v1::CONNECTED);
+    ASSERT_TRUE(connected.ok()) << connected.status();
+    if (connected->nodes_size() == 1) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(connected->nodes_size(), 1);
+  EXPECT_EQ(connected->nodes(0).id(), "prod-1");
+  EXPECT_EQ(connected->nodes(0).replica(), "replica-1");
+  auto staging = tracker_->ListNodes("staging", v1::NODE_STATE_UNSPECIFIED);
+  ASSERT_EQ(staging->nodes_size(), 1);
+  EXPECT_FALSE(staging->nodes(0).connected());
+  auto node = tracker_->GetNode("prod-1");
+  ASSERT_TRUE(node.ok()) << node.status();
+  EXPECT_GE(node->applied_revision(), 1);
+  EXPECT_TRUE(absl::IsNotFound(tracker_->GetNode("nobody").status()));
+  EXPECT_TRUE(absl::IsNotFound(tracker_->RevisionStatus(999).status()));
+}
+
+}  // namespace
+}  // namespace meridian::convergence
