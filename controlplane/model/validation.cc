@@ -333,13 +333,25 @@ absl::Status ValidateConfigEntry(const std::string& name, const v1::ConfigEntryS
 
 }  // namespace
 
+namespace {
+
+// [a-z0-9]([-a-z0-9.]*[a-z0-9])? without std::regex, which costs microseconds per call on
+// the write path.
+bool IsDnsLikeName(absl::string_view value) {
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (value.empty() || !alnum(value.front()) || !alnum(value.back())) return false;
+  return std::all_of(value.begin(), value.end(),
+                     [&](char c) { return alnum(c) || c == '-' || c == '.'; });
+}
+
+}  // namespace
+
 absl::Status ValidateName(absl::string_view field, absl::string_view value) {
-  static const std::regex kNamePattern("[a-z0-9]([-a-z0-9.]*[a-z0-9])?");
   if (value.empty()) return FieldError(field, "is required");
   if (value.size() > kMaxNameLength) {
     return FieldError(field, absl::StrCat("longer than ", kMaxNameLength, " characters"));
   }
-  if (!std::regex_match(value.begin(), value.end(), kNamePattern)) {
+  if (!IsDnsLikeName(value)) {
     return FieldError(field, absl::StrCat("\"", value,
                                           "\" must match [a-z0-9]([-a-z0-9.]*[a-z0-9])?"));
   }

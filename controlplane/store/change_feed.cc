@@ -37,12 +37,15 @@ absl::Status ChangeFeed::Start() {
     absl::MutexLock lock(&mu_);
     latest_ = revisions->current;
   }
+  store_.SetCommitListener(
+      [this](std::vector<v1::RevisionRecord> revisions) { Publish(std::move(revisions)); });
   follower_ = std::thread([this] { FollowLoop(); });
   if (!options_.listen_database_url.empty()) listener_ = std::thread([this] { ListenLoop(); });
   return absl::OkStatus();
 }
 
 void ChangeFeed::Stop() {
+  store_.SetCommitListener(nullptr);
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -75,12 +78,27 @@ absl::Status ChangeFeed::CatchUp() {
     if (records->empty()) return absl::OkStatus();
     absl::MutexLock lock(&mu_);
     for (auto& record : *records) {
-      if (record.revision() <= latest_) continue;
-      latest_ = record.revision();
-      recent_.push_back(std::make_shared<const v1::RevisionRecord>(std::move(record)));
-      if (recent_.size() > options_.retained_revisions) recent_.pop_front();
+      if (record.revision() > latest_) Append(std::move(record));
     }
     if (records->size() < static_cast<size_t>(kCatchUpBatch)) return absl::OkStatus();
+  }
+}
+
+void ChangeFeed::Append(v1::RevisionRecord record) {
+  latest_ = record.revision();
+  recent_.push_back(std::make_shared<const v1::RevisionRecord>(std::move(record)));
+  if (recent_.size() > options_.retained_revisions) recent_.pop_front();
+}
+
+void ChangeFeed::Publish(std::vector<v1::RevisionRecord> revisions) {
+  absl::MutexLock lock(&mu_);
+  for (auto& record : revisions) {
+    if (record.revision() <= latest_) continue;
+    if (record.revision() != latest_ + 1) {
+      poke_ = true;  // another replica committed in between: read the log
+      return;
+    }
+    Append(std::move(record));
   }
 }
 

@@ -46,10 +46,16 @@ class ChangeFeed {
 
   int64_t LatestRevision() const;
 
+  // Revisions committed by this process, handed over directly (the store's commit listener).
+  // Accepted only when they continue the feed without a gap; otherwise the follower reads
+  // the log, which also carries other replicas' revisions.
+  void Publish(std::vector<v1::RevisionRecord> revisions);
+
  private:
   void FollowLoop();
   void ListenLoop();
   absl::Status CatchUp();
+  void Append(v1::RevisionRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ConfigStore& store_;
   const Options options_;

@@ -117,6 +117,31 @@ absl::Status ChangePlanner::CheckRouteReferences(const v1::Resource& route,
   return absl::OkStatus();
 }
 
+std::vector<v1::RevisionRecord> ChangePlanner::ToRevisionRecords(int64_t commit_unix_micros) const {
+  std::vector<v1::RevisionRecord> records;
+  auto change = changes_.begin();
+  for (const PlannedRevision& planned : revisions_) {
+    v1::RevisionRecord& record = records.emplace_back();
+    record.set_revision(planned.revision);
+    record.mutable_time()->set_seconds(commit_unix_micros / 1000000);
+    record.mutable_time()->set_nanos(static_cast<int32_t>(commit_unix_micros % 1000000) * 1000);
+    record.set_actor(planned.actor);
+    record.set_comment(planned.comment);
+    record.set_rollback_to(planned.rollback_to);
+    for (; change != changes_.end() && change->revision == planned.revision; ++change) {
+      v1::ChangeRecord& out = *record.add_changes();
+      out.set_revision(change->revision);
+      out.set_operation(change->operation);
+      out.mutable_key()->set_kind(change->key.kind);
+      out.mutable_key()->set_environment(change->key.environment);
+      out.mutable_key()->set_name(change->key.name);
+      if (change->before) *out.mutable_before() = *change->before;
+      if (change->after) *out.mutable_after() = *change->after;
+    }
+  }
+  return records;
+}
+
 absl::StatusOr<CommitResult> ChangePlanner::Apply(const ChangeSet& change_set) {
   if (change_set.mutations.empty()) {
     return absl::InvalidArgumentError("changes: a change set needs at least one change");

@@ -47,6 +47,8 @@ class ChangePlanner {
   absl::StatusOr<CommitResult> Apply(const ChangeSet& change_set);
 
   int64_t revision() const { return revision_; }
+  // The planned revisions as change-log records (what a follower would read back).
+  std::vector<v1::RevisionRecord> ToRevisionRecords(int64_t commit_unix_micros) const;
   const std::vector<PlannedChange>& changes() const { return changes_; }
   const std::vector<PlannedRevision>& revisions() const { return revisions_; }
   // The final state of every key written: nullopt = deleted.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -79,6 +80,10 @@ struct StoreRevisions {
   int64_t compacted = 0;  // history at or below this revision is gone
 };
 
+// Receives the revisions this process committed, in commit order, on the writer thread.
+// Must be quick and must not call back into the store.
+using CommitListener = std::function<void(std::vector<v1::RevisionRecord> revisions)>;
+
 // The versioned configuration store: every successful Commit is one new global revision,
 // recorded with its audit record. Records returned by reads (history, diff, revisions) carry
 // the full resource; callers redact before they leave the process.
@@ -117,6 +122,9 @@ class ConfigStore {
   virtual absl::StatusOr<StoreRevisions> Revisions() = 0;
   // Drops history at or below `revision` (must not exceed the current revision).
   virtual absl::Status Compact(int64_t revision) = 0;
+  // One listener at a time; empty function = none. Lets the in-process change feed see local
+  // commits without reading them back (it still reads what other replicas commit).
+  virtual void SetCommitListener(CommitListener listener) = 0;
   // OK when the database is reachable and migrated.
   virtual absl::Status CheckReady() = 0;
 };

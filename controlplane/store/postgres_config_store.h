@@ -36,6 +36,9 @@ class PostgresConfigStore : public ConfigStore {
   absl::StatusOr<StoreRevisions> Revisions() override;
   absl::Status Compact(int64_t revision) override;
   absl::Status CheckReady() override;
+  void SetCommitListener(CommitListener listener) override {
+    committer_.SetCommitListener(std::move(listener));
+  }
 
   const std::string& database_url() const { return options_.database_url; }
 

@@ -11,25 +11,35 @@
 namespace meridian::store {
 namespace {
 
-std::string SelectKeysSql(pqxx::work& txn, const std::vector<ResourceKey>& keys) {
-  if (keys.empty()) return "";
-  std::string sql =
-      "SELECT body FROM resources WHERE (environment, kind, name) IN (";
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (i > 0) sql += ",";
-    sql += QuoteKeyRow(txn, keys[i]);
+// "unnest(ARRAY[envs], ARRAY[kinds], ARRAY[names]) AS k(environment, kind, name)": a key
+// list Postgres joins against in linear time (a long IN list of row values is planned in
+// quadratic time and overflows the planner's stack at about 8,000 keys).
+std::string KeyTable(pqxx::transaction_base& txn, const std::vector<ResourceKey>& keys) {
+  std::string environments, kinds, names;
+  for (const ResourceKey& key : keys) {
+    const char* separator = environments.empty() ? "" : ",";
+    absl::StrAppend(&environments, separator, txn.quote(key.environment));
+    absl::StrAppend(&kinds, separator, txn.quote(std::string(model::KindPlural(key.kind))));
+    absl::StrAppend(&names, separator, txn.quote(key.name));
   }
-  sql += ")";
-  return sql;
+  return absl::StrCat("unnest(ARRAY[", environments, "]::text[], ARRAY[", kinds,
+                      "]::text[], ARRAY[", names, "]::text[]) AS k(environment, kind, name)");
 }
+
+constexpr char kJoinOnKey[] =
+    "r.environment = k.environment AND r.kind = k.kind AND r.name = k.name";
 
 // Loads the current rows of `keys` and of the routes that point at `deleted_services`. No row
 // locks: every writer holds the meridian_state row lock, so nothing changes under us.
-absl::flat_hash_map<ResourceKey, v1::Resource> LoadForUpdate(
-    pqxx::work& txn, const std::vector<ResourceKey>& keys,
+absl::flat_hash_map<ResourceKey, v1::Resource> LoadCurrent(
+    pqxx::transaction_base& txn, const std::vector<ResourceKey>& keys,
     const std::vector<ResourceKey>& deleted_services) {
   absl::flat_hash_map<ResourceKey, v1::Resource> loaded;
-  std::string sql = SelectKeysSql(txn, keys);
+  std::string sql;
+  if (!keys.empty()) {
+    sql = absl::StrCat("SELECT r.body FROM resources r JOIN ", KeyTable(txn, keys), " ON ",
+                       kJoinOnKey);
+  }
   for (const ResourceKey& service : deleted_services) {
     absl::StrAppend(&sql, sql.empty() ? "" : " UNION ALL ",
                     "SELECT body FROM resources WHERE environment = ",
@@ -79,8 +89,9 @@ std::string RefsArray(pqxx::transaction_base& txn, const v1::Resource& resource)
 
 // Builds the statements that write a plan: one multi-row statement per table, sent in a
 // single round trip.
-std::string WritePlanSql(pqxx::work& txn, const ChangePlanner& plan) {
-  std::string upserts, deletes, revisions, changes;
+std::string WritePlanSql(pqxx::transaction_base& txn, const ChangePlanner& plan) {
+  std::string upserts, revisions, changes;
+  std::vector<ResourceKey> deletes;
   for (const auto& [key, state] : plan.written()) {
     if (state) {
       absl::StrAppend(&upserts, upserts.empty() ? "" : ",", "(",
@@ -90,7 +101,7 @@ std::string WritePlanSql(pqxx::work& txn, const ChangePlanner& plan) {
                       LabelsJson(txn, *state), "::jsonb,", RefsArray(txn, *state), ",",
                       QuoteResourceBlob(txn, *state), ")");
     } else {
-      absl::StrAppend(&deletes, deletes.empty() ? "" : ",", QuoteKeyRow(txn, key));
+      deletes.push_back(key);
     }
   }
   for (const auto& revision : plan.revisions()) {
@@ -117,8 +128,8 @@ std::string WritePlanSql(pqxx::work& txn, const ChangePlanner& plan) {
                     "EXCLUDED.labels, refs = EXCLUDED.refs, body = EXCLUDED.body;");
   }
   if (!deletes.empty()) {
-    absl::StrAppend(&sql, "DELETE FROM resources WHERE (environment, kind, name) IN (", deletes,
-                    ");");
+    absl::StrAppend(&sql, "DELETE FROM resources r USING ", KeyTable(txn, deletes), " WHERE ",
+                    kJoinOnKey, ";");
   }
   absl::StrAppend(&sql, "INSERT INTO revisions (revision, actor, comment, rollback_to) VALUES ",
                   revisions, ";");
@@ -200,6 +211,8 @@ void GroupCommitter::CommitGroup(Group& group) {
 
 absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
   std::vector<absl::StatusOr<CommitResult>> results;
+  std::vector<v1::RevisionRecord> committed;
+  bool committing = false;
   try {
     if (connection_ == nullptr || !connection_->is_open()) {
       connection_.reset();
@@ -207,26 +220,55 @@ absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
       if (!opened.ok()) return opened.status();
       connection_ = std::move(*opened);
     }
-    pqxx::work txn(*connection_);
-    const int64_t base_revision =
-        txn.exec("SELECT revision FROM meridian_state FOR UPDATE")[0][0].as<int64_t>();
+    // BEGIN/COMMIT travel inside the statements so a group costs three round trips: lock the
+    // revision counter, read the keys, write and commit.
+    pqxx::nontransaction session(*connection_);
+    const auto state = session.exec(
+        "BEGIN; SELECT revision, (extract(epoch FROM now()) * 1000000)::bigint "
+        "FROM meridian_state FOR UPDATE")[0];
+    const int64_t base_revision = state[0].as<int64_t>();
+    const int64_t commit_micros = state[1].as<int64_t>();
     std::vector<const ChangeSet*> change_sets;
     for (const auto& pending : group) change_sets.push_back(&pending->change_set);
     ChangePlanner plan(base_revision,
-                       LoadForUpdate(txn, ChangePlanner::KeysToLoad(change_sets),
-                                     ChangePlanner::DeletedServices(change_sets)));
+                       LoadCurrent(session, ChangePlanner::KeysToLoad(change_sets),
+                                   ChangePlanner::DeletedServices(change_sets)));
     for (const auto& pending : group) results.push_back(plan.Apply(pending->change_set));
-    if (plan.revision() != base_revision) {
-      txn.exec(WritePlanSql(txn, plan));
-      txn.commit();
+    if (plan.revision() == base_revision) {
+      session.exec("ROLLBACK");
+    } else {
+      committing = true;
+      session.exec(WritePlanSql(session, plan) + "COMMIT;");
+      committed = plan.ToRevisionRecords(commit_micros);
     }
   } catch (...) {
     absl::Status status = StatusFromCurrentException("commit");
+    if (committing && absl::IsUnavailable(status)) {
+      status = absl::UnavailableError(absl::StrCat(
+          "database connection lost during commit; the outcome is unknown, check history: ",
+          status.message()));
+    }
+    try {
+      if (connection_ != nullptr && connection_->is_open()) {
+        pqxx::nontransaction(*connection_).exec("ROLLBACK");
+      }
+    } catch (...) {
+      connection_.reset();
+    }
     if (absl::IsUnavailable(status)) connection_.reset();
     return status;
   }
   for (size_t i = 0; i < group.size(); ++i) group[i]->result.set_value(std::move(results[i]));
+  if (!committed.empty()) {
+    absl::MutexLock lock(&listener_mu_);
+    if (listener_) listener_(std::move(committed));
+  }
   return absl::OkStatus();
+}
+
+void GroupCommitter::SetCommitListener(CommitListener listener) {
+  absl::MutexLock lock(&listener_mu_);
+  listener_ = std::move(listener);
 }
 
 }  // namespace meridian::store

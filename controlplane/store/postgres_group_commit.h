@@ -37,6 +37,8 @@ class GroupCommitter {
   // already be normalized and validated.
   absl::StatusOr<CommitResult> Commit(ChangeSet change_set);
 
+  void SetCommitListener(CommitListener listener);
+
  private:
   struct Pending {
     ChangeSet change_set;
@@ -54,6 +56,8 @@ class GroupCommitter {
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Pending>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Mutex listener_mu_;
+  CommitListener listener_ ABSL_GUARDED_BY(listener_mu_);
   std::thread writer_;
 };
 

@@ -279,14 +279,14 @@ TEST_F(PostgresConfigStoreTest, ConcurrentIndependentWritesGetDistinctDenseRevis
 
 TEST_F(PostgresConfigStoreTest, LargeBatchIsOneRevision) {
   std::vector<Mutation> mutations;
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < 10000; ++i) {
     v1::Resource endpoint;
     endpoint.set_kind(v1::ENDPOINT);
     endpoint.set_environment("prod");
     endpoint.set_name("checkout-" + std::to_string(i));
     endpoint.mutable_endpoint()->set_service("checkout");
     endpoint.mutable_endpoint()->set_address("10.0.0.1");
-    endpoint.mutable_endpoint()->set_port(10000 + i);
+    endpoint.mutable_endpoint()->set_port(1 + i);
     mutations.push_back(Put(endpoint));
   }
   auto result = store_->Commit(Changes(std::move(mutations)));
@@ -295,6 +295,13 @@ TEST_F(PostgresConfigStoreTest, LargeBatchIsOneRevision) {
   auto list = store_->List({v1::ENDPOINT, "prod", "", 1000, "", 0});
   EXPECT_EQ(list->resources.size(), 1000u);
   EXPECT_FALSE(list->next_page_token.empty());
+  // A second batch over the same keys updates all of them in one more revision.
+  std::vector<Mutation> updates;
+  for (const auto& resource : result->resources) updates.push_back(Put(resource, 1));
+  auto second = store_->Commit(Changes(std::move(updates)));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->revision, 2);
+  EXPECT_EQ(second->resources.back().version(), 2);
 }
 
 }  // namespace

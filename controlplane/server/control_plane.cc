@@ -1,0 +1,123 @@
+#include "controlplane/server/control_plane.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "controlplane/common/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace meridian::server {
+namespace {
+
+// Batches of thousands of resources exceed gRPC's 4 MiB default.
+constexpr int kMaxGrpcMessageBytes = 64 * 1024 * 1024;
+// In-flight unary calls get this long to finish when shutting down.
+constexpr auto kGrpcShutdownGrace = std::chrono::seconds(5);
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ControlPlane>> ControlPlane::Start(ControlPlaneOptions options) {
+  std::unique_ptr<ControlPlane> control_plane(new ControlPlane(std::move(options)));
+  // On failure the destructor tears down whatever did start.
+  MERIDIAN_RETURN_IF_ERROR(control_plane->StartServices());
+  return control_plane;
+}
+
+ControlPlane::ControlPlane(ControlPlaneOptions options) : options_(std::move(options)) {}
+
+ControlPlane::~ControlPlane() { Shutdown(); }
+
+absl::Status ControlPlane::StartServices() {
+  MERIDIAN_ASSIGN_OR_RETURN(
+      store_, store::PostgresConfigStore::Open(
+                  {.database_url = options_.database_url, .pool_size = options_.db_pool_size}));
+
+  store::ChangeFeed::Options feed_options;
+  feed_options.listen_database_url = options_.database_url;
+  feed_ = std::make_unique<store::ChangeFeed>(*store_, feed_options);
+  MERIDIAN_RETURN_IF_ERROR(feed_->Start());
+
+  grpc_service_ = std::make_unique<api::ConfigGrpcService>(*store_, *feed_);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.grpc_address, grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.RegisterService(grpc_service_.get());
+  builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
+  grpc_server_ = builder.BuildAndStart();
+  if (grpc_server_ == nullptr || grpc_port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for gRPC on ", options_.grpc_address));
+  }
+
+  api::RestServer::Options rest_options;
+  rest_options.host = options_.http_host;
+  rest_options.port = options_.http_port;
+  rest_ = std::make_unique<api::RestServer>(*store_, *feed_, rest_options);
+  MERIDIAN_RETURN_IF_ERROR(rest_->Start());
+
+  if (options_.history_retention_revisions > 0) {
+    compactor_ = std::thread([this] { CompactionLoop(); });
+  }
+  spdlog::info("meridian-cp listening grpc={} http={}:{} retention={} revisions",
+               absl::StrCat(options_.grpc_address.substr(0, options_.grpc_address.rfind(':')), ":",
+                            grpc_port_),
+               options_.http_host, rest_->port(), options_.history_retention_revisions);
+  return absl::OkStatus();
+}
+
+void ControlPlane::Shutdown() {
+  absl::MutexLock serialize(&shutdown_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    stopping_ = true;
+  }
+  if (compactor_.joinable()) compactor_.join();
+  // APIs first, so nothing waits on a stopped feed; the feed last, as the APIs read from it.
+  if (grpc_server_ != nullptr) {
+    grpc_service_->StopWatches();
+    grpc_server_->Shutdown(std::chrono::system_clock::now() + kGrpcShutdownGrace);
+  }
+  if (rest_ != nullptr) rest_->Stop();
+  if (feed_ != nullptr) feed_->Stop();
+  spdlog::info("meridian-cp stopped");
+  absl::MutexLock lock(&mu_);
+  stopped_ = true;
+}
+
+void ControlPlane::Wait() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(&stopped_));
+}
+
+void ControlPlane::CompactionLoop() {
+  // A zero interval would spin; nobody needs compaction more often than this.
+  const absl::Duration interval = std::max(options_.compaction_interval, absl::Seconds(1));
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
+    }
+    CompactOnce();
+  }
+}
+
+void ControlPlane::CompactOnce() {
+  auto revisions = store_->Revisions();
+  if (!revisions.ok()) {
+    spdlog::warn("compaction skipped: {}", revisions.status().ToString());
+    return;
+  }
+  const int64_t target = revisions->current - options_.history_retention_revisions;
+  if (target <= revisions->compacted) return;
+  if (absl::Status status = store_->Compact(target); !status.ok()) {
+    spdlog::warn("compaction to revision {} failed: {}", target, status.ToString());
+    return;
+  }
+  spdlog::debug("retention: compacted through revision {} (current {})", target,
+                revisions->current);
+}
+
+}  // namespace meridian::server

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "controlplane/api/config_grpc_service.h"
+#include "controlplane/api/rest_server.h"
+#include "controlplane/store/change_feed.h"
+#include "controlplane/store/postgres_config_store.h"
+#include "grpcpp/grpcpp.h"
+
+namespace meridian::server {
+
+struct ControlPlaneOptions {
+  std::string database_url;
+  std::string grpc_address = "0.0.0.0:18000";  // port 0 = any free port
+  std::string http_host = "0.0.0.0";
+  int http_port = 18080;                    // 0 = any free port
+  int64_t history_retention_revisions = 0;  // 0 = keep all history
+  absl::Duration compaction_interval = absl::Seconds(60);
+  int db_pool_size = 8;
+};
+
+// meridian-cp: the config store on PostgreSQL, its change feed, and the gRPC and REST APIs
+// over them, plus history compaction when a retention is set. Start() returns once both
+// APIs listen. Shutdown() may be called from any thread, once or many times; Wait() blocks
+// until it has finished.
+class ControlPlane {
+ public:
+  static absl::StatusOr<std::unique_ptr<ControlPlane>> Start(ControlPlaneOptions options);
+  ~ControlPlane();
+  ControlPlane(const ControlPlane&) = delete;
+  ControlPlane& operator=(const ControlPlane&) = delete;
+
+  int grpc_port() const { return grpc_port_; }
+  int http_port() const { return rest_->port(); }
+  store::ConfigStore& store() { return *store_; }
+
+  // Stops accepting requests, ends watch streams, stops background work. Idempotent.
+  void Shutdown();
+  void Wait();
+
+ private:
+  explicit ControlPlane(ControlPlaneOptions options);
+  absl::Status StartServices();
+  void CompactionLoop();
+  void CompactOnce();
+
+  const ControlPlaneOptions options_;
+  std::unique_ptr<store::PostgresConfigStore> store_;
+  std::unique_ptr<store::ChangeFeed> feed_;
+  std::unique_ptr<api::ConfigGrpcService> grpc_service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<api::RestServer> rest_;
+  int grpc_port_ = 0;
+  std::thread compactor_;
+
+  absl::Mutex shutdown_mu_;  // serializes Shutdown() callers
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace meridian::server
