@@ -30,7 +30,16 @@ int main(int argc, char** argv) {
   app.add_option("--db-pool-size", options.db_pool_size)
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  int xds_debounce_ms = 2;
+  app.add_option("--max-xds-streams", options.max_xds_streams,
+                 "xDS streams this replica accepts; above it clients get RESOURCE_EXHAUSTED")
+      ->capture_default_str();
+  app.add_option("--xds-debounce-ms", xds_debounce_ms, "batch revisions arriving this close together")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--replica-id", options.replica_id, "name of this replica (default hostname-pid)");
   CLI11_PARSE(app, argc, argv);
+  options.xds_debounce = absl::Milliseconds(xds_debounce_ms);
   options.http_host = bind_address;
   options.grpc_address = absl::StrCat(bind_address.find(':') != std::string::npos
                                           ? absl::StrCat("[", bind_address, "]")

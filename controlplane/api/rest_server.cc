@@ -9,8 +9,9 @@
 
 namespace meridian::api {
 
-RestServer::RestServer(store::ConfigStore& store, store::ChangeFeed& feed, Options options)
-    : store_(store), feed_(feed), options_(std::move(options)) {}
+RestServer::RestServer(store::ConfigStore& store, store::ChangeFeed& feed, Options options,
+                       convergence::ConvergenceTracker* convergence)
+    : store_(store), feed_(feed), convergence_(convergence), options_(std::move(options)) {}
 
 RestServer::~RestServer() { Stop(); }
 
@@ -74,6 +75,7 @@ absl::Status RestServer::Start() {
   RegisterHistoryRoutes();
   RegisterWatchRoute();
   RegisterConfigRoutes();
+  RegisterConvergenceRoutes();
 
   if (options_.port == 0) {
     port_ = http_.bind_to_any_port(options_.host);

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "controlplane/convergence/convergence_tracker.h"
 #include "controlplane/store/change_feed.h"
 #include "controlplane/store/config_store.h"
 #include "httplib.h"
@@ -29,7 +30,9 @@ class RestServer {
     absl::Duration watch_poll_interval = absl::Seconds(1);
   };
 
-  RestServer(store::ConfigStore& store, store::ChangeFeed& feed, Options options);
+  // `convergence` may be null (then the /nodes and /revisions/N/status|wait routes are absent).
+  RestServer(store::ConfigStore& store, store::ChangeFeed& feed, Options options,
+             convergence::ConvergenceTracker* convergence = nullptr);
   ~RestServer();
   RestServer(const RestServer&) = delete;
   RestServer& operator=(const RestServer&) = delete;
@@ -48,11 +51,13 @@ class RestServer {
   void RegisterHistoryRoutes();   // rest_history.cc: history, revisions, diff, rollback, compact
   void RegisterWatchRoute();      // rest_watch.cc
   void RegisterConfigRoutes();    // rest_configs.cc
+  void RegisterConvergenceRoutes();  // rest_convergence.cc
 
   void HandleWatch(const httplib::Request& req, httplib::Response& res);
 
   store::ConfigStore& store_;
   store::ChangeFeed& feed_;
+  convergence::ConvergenceTracker* const convergence_;
   const Options options_;
   httplib::Server http_;
   std::thread serve_thread_;

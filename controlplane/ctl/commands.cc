@@ -184,7 +184,11 @@ absl::Status RunHistory(const CommandContext& context, const HistoryArgs& args) 
   if (!history.ok()) return history.status();
   Print(context, *history, [&] {
     const json& entries = (*history)["entries"];
-    if (entries.empty()) return std::string("no history\n");
+    if (entries.empty()) {
+      return environment.empty()
+                 ? std::string("no history\n")
+                 : absl::StrCat("no history in environment ", environment, " (-A: all of them)\n");
+    }
     return HistoryTable(entries, environment);
   });
   return absl::OkStatus();

@@ -1,5 +1,7 @@
 #include "controlplane/server/control_plane.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <utility>
@@ -15,6 +17,12 @@ namespace {
 constexpr int kMaxGrpcMessageBytes = 64 * 1024 * 1024;
 // In-flight unary calls get this long to finish when shutting down.
 constexpr auto kGrpcShutdownGrace = std::chrono::seconds(5);
+
+std::string DefaultReplicaId() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(host, "-", getpid());
+}
 
 }  // namespace
 
@@ -39,10 +47,25 @@ absl::Status ControlPlane::StartServices() {
   feed_ = std::make_unique<store::ChangeFeed>(*store_, feed_options);
   MERIDIAN_RETURN_IF_ERROR(feed_->Start());
 
+  node_store_ = std::make_unique<convergence::PostgresNodeStatusStore>(options_.database_url, 2);
+  convergence::NodeRegistry::Options registry_options;
+  registry_options.replica_id = options_.replica_id.empty() ? DefaultReplicaId() : options_.replica_id;
+  node_registry_ = std::make_unique<convergence::NodeRegistry>(*node_store_, registry_options);
+  node_registry_->Start();
+  convergence_ = std::make_unique<convergence::ConvergenceTracker>(*node_store_, *node_registry_);
+  xds_ = std::make_unique<xds::XdsServer>(
+      *store_, *feed_, *node_registry_,
+      xds::XdsServerOptions{options_.max_xds_streams, options_.xds_debounce});
+  MERIDIAN_RETURN_IF_ERROR(xds_->Start());
+
   grpc_service_ = std::make_unique<api::ConfigGrpcService>(*store_, *feed_);
+  convergence_service_ = std::make_unique<api::ConvergenceGrpcService>(*convergence_);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options_.grpc_address, grpc::InsecureServerCredentials(), &grpc_port_);
   builder.RegisterService(grpc_service_.get());
+  builder.RegisterService(convergence_service_.get());
+  // Every method the typed services do not know goes to the generic ADS handler.
+  builder.RegisterCallbackGenericService(xds_.get());
   builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
   builder.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
   grpc_server_ = builder.BuildAndStart();
@@ -54,7 +77,7 @@ absl::Status ControlPlane::StartServices() {
   api::RestServer::Options rest_options;
   rest_options.host = options_.http_host;
   rest_options.port = options_.http_port;
-  rest_ = std::make_unique<api::RestServer>(*store_, *feed_, rest_options);
+  rest_ = std::make_unique<api::RestServer>(*store_, *feed_, rest_options, convergence_.get());
   MERIDIAN_RETURN_IF_ERROR(rest_->Start());
 
   if (options_.history_retention_revisions > 0) {
@@ -76,11 +99,15 @@ void ControlPlane::Shutdown() {
   }
   if (compactor_.joinable()) compactor_.join();
   // APIs first, so nothing waits on a stopped feed; the feed last, as the APIs read from it.
+  // xDS streams first: finished with UNAVAILABLE, their clients reconnect to another replica
+  // while this one drains (gRPC sends GOAWAY on shutdown).
+  if (xds_ != nullptr) xds_->Stop();
   if (grpc_server_ != nullptr) {
     grpc_service_->StopWatches();
     grpc_server_->Shutdown(std::chrono::system_clock::now() + kGrpcShutdownGrace);
   }
   if (rest_ != nullptr) rest_->Stop();
+  if (node_registry_ != nullptr) node_registry_->Stop();
   if (feed_ != nullptr) feed_->Stop();
   spdlog::info("meridian-cp stopped");
   absl::MutexLock lock(&mu_);

@@ -10,9 +10,14 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "controlplane/api/config_grpc_service.h"
+#include "controlplane/api/convergence_grpc_service.h"
+#include "controlplane/convergence/convergence_tracker.h"
+#include "controlplane/convergence/node_registry.h"
+#include "controlplane/convergence/postgres_node_status_store.h"
 #include "controlplane/api/rest_server.h"
 #include "controlplane/store/change_feed.h"
 #include "controlplane/store/postgres_config_store.h"
+#include "controlplane/xds/xds_server.h"
 #include "grpcpp/grpcpp.h"
 
 namespace meridian::server {
@@ -25,10 +30,15 @@ struct ControlPlaneOptions {
   int64_t history_retention_revisions = 0;  // 0 = keep all history
   absl::Duration compaction_interval = absl::Seconds(60);
   int db_pool_size = 8;
+  // Names this replica in node status ("which replica holds the node's stream").
+  std::string replica_id;  // empty = hostname-pid
+  size_t max_xds_streams = 20000;
+  absl::Duration xds_debounce = absl::Milliseconds(2);
 };
 
-// meridian-cp: the config store on PostgreSQL, its change feed, and the gRPC and REST APIs
-// over them, plus history compaction when a retention is set. Start() returns once both
+// meridian-cp: the config store on PostgreSQL, its change feed, the gRPC and REST APIs over
+// them, the xDS (ADS) server for agents and proxies on the gRPC port, convergence tracking,
+// and history compaction when a retention is set. Start() returns once both
 // APIs listen. Shutdown() may be called from any thread, once or many times; Wait() blocks
 // until it has finished.
 class ControlPlane {
@@ -41,6 +51,7 @@ class ControlPlane {
   int grpc_port() const { return grpc_port_; }
   int http_port() const { return rest_->port(); }
   store::ConfigStore& store() { return *store_; }
+  xds::XdsServer& xds() { return *xds_; }
 
   // Stops accepting requests, ends watch streams, stops background work. Idempotent.
   void Shutdown();
@@ -55,7 +66,12 @@ class ControlPlane {
   const ControlPlaneOptions options_;
   std::unique_ptr<store::PostgresConfigStore> store_;
   std::unique_ptr<store::ChangeFeed> feed_;
+  std::unique_ptr<convergence::PostgresNodeStatusStore> node_store_;
+  std::unique_ptr<convergence::NodeRegistry> node_registry_;
+  std::unique_ptr<convergence::ConvergenceTracker> convergence_;
+  std::unique_ptr<xds::XdsServer> xds_;
   std::unique_ptr<api::ConfigGrpcService> grpc_service_;
+  std::unique_ptr<api::ConvergenceGrpcService> convergence_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<api::RestServer> rest_;
   int grpc_port_ = 0;
