@@ -158,6 +158,7 @@ grpc::Status ConfigGrpcService::GetHistory(grpc::ServerContext*,
   query.name = request->name();
   query.since_revision = request->since_revision();
   query.limit = request->limit() > 0 ? request->limit() : kDefaultHistoryLimit;
+  query.newest = request->newest();
   auto entries = store_.History(query);
   if (!entries.ok()) return ToGrpcStatus(entries.status());
   for (auto& entry : *entries) {

@@ -29,6 +29,11 @@ absl::StatusOr<store::HistoryQuery> HistoryQueryFrom(const httplib::Request& req
   MERIDIAN_ASSIGN_OR_RETURN(int64_t limit, rest::QueryInt(req, "limit", query.limit));
   if (limit < 1 || limit > 1000) return absl::InvalidArgumentError("limit: must be 1..1000");
   query.limit = static_cast<int32_t>(limit);
+  if (const std::string order = rest::QueryString(req, "order"); order == "newest") {
+    query.newest = true;
+  } else if (!order.empty() && order != "oldest") {
+    return absl::InvalidArgumentError("order: must be oldest (default) or newest");
+  }
   return query;
 }
 

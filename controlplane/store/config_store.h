@@ -59,6 +59,9 @@ struct HistoryQuery {
   std::string name;         // empty = any
   int64_t since_revision = 0;
   int32_t limit = 100;
+  // The newest `limit` entries (still returned oldest first) rather than the oldest ones after
+  // since_revision: "what changed lately".
+  bool newest = false;
 };
 
 struct RollbackSpec {

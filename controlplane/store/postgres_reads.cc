@@ -19,7 +19,8 @@ constexpr int32_t kMaxPageSize = 1000;
 // Columns shared by history and change-log queries, joined from changes c and revisions r.
 constexpr char kLogColumns[] =
     "c.revision, (extract(epoch FROM r.created_at) * 1000000)::bigint, r.actor, r.comment, "
-    "r.rollback_to, c.operation, c.kind, c.environment, c.name, c.before, c.after";
+    "r.rollback_to, c.operation, c.kind, c.environment, c.name, c.before, c.after, "
+    "c.seq AS c_seq";
 
 struct LogRow {
   int64_t revision;
@@ -183,10 +184,12 @@ absl::StatusOr<std::vector<v1::HistoryEntry>> PostgresConfigStore::History(
   MERIDIAN_RETURN_IF_ERROR(pool_.Run("history", [&](pqxx::connection& connection) -> absl::Status {
     ReadTxn txn(connection);
     const Selection selection{query.environment, query.kind, query.name};
+    const std::string order = query.newest ? "DESC" : "";
     const auto rows = txn.exec(absl::StrCat(
-        "SELECT ", kLogColumns, " FROM changes c JOIN revisions r USING (revision) WHERE c.revision > ",
-        query.since_revision, selection.SqlFilter(txn, "c"), " ORDER BY c.revision, c.seq LIMIT ",
-        limit));
+        "SELECT * FROM (SELECT ", kLogColumns,
+        " FROM changes c JOIN revisions r USING (revision) WHERE c.revision > ",
+        query.since_revision, selection.SqlFilter(txn, "c"), " ORDER BY c.revision ", order,
+        ", c.seq ", order, " LIMIT ", limit, ") page ORDER BY 1, c_seq"));
     for (const auto& row : rows) {
       LogRow log = ParseLogRow(row);
       v1::HistoryEntry& entry = entries.emplace_back();

@@ -128,6 +128,13 @@ TEST_F(PostgresConfigStoreTest, HistoryRecordsActorCommentAndBeforeAfter) {
   EXPECT_EQ((*history)[1].change().before().service().ports(0).port(), 8080u);
   EXPECT_EQ((*history)[1].change().after().service().ports(0).port(), 81u);
   EXPECT_FALSE((*history)[0].change().has_before());
+
+  HistoryQuery latest{"prod", v1::SERVICE, "checkout", 0, 1};
+  latest.newest = true;
+  auto newest = store_->History(latest);
+  ASSERT_TRUE(newest.ok()) << newest.status();
+  ASSERT_EQ(newest->size(), 1u);
+  EXPECT_EQ((*newest)[0].actor(), "bob");
 }
 
 TEST_F(PostgresConfigStoreTest, ReadsStateAsOfPastRevision) {
