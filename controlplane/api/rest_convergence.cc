@@ -7,6 +7,7 @@
 #include "controlplane/api/rest_server.h"
 #include "controlplane/api/rest_support.h"
 #include "controlplane/common/status_macros.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace meridian::api {
 namespace {
@@ -16,10 +17,9 @@ using OutputJson = nlohmann::ordered_json;
 constexpr absl::Duration kDefaultWait = absl::Seconds(30);
 constexpr absl::Duration kMaxWait = absl::Minutes(10);
 
+// RFC 3339 in UTC ending in "Z", as every other timestamp of the API (rest_json.cc).
 std::string Time(const google::protobuf::Timestamp& time) {
-  return absl::FormatTime(absl::RFC3339_full, absl::FromUnixSeconds(time.seconds()) +
-                                                  absl::Nanoseconds(time.nanos()),
-                          absl::UTCTimeZone());
+  return google::protobuf::util::TimeUtil::ToString(time);
 }
 
 OutputJson NodeJson(const v1::NodeStatus& node) {

@@ -271,8 +271,11 @@ absl::StatusOr<v1::Resource> ResourceFromJson(const json& body, absl::string_vie
     return absl::InvalidArgumentError(
         absl::StrCat(field.empty() ? "body" : field, ": must be a JSON object"));
   }
-  static const std::set<std::string, std::less<>> kAllowed = {"kind", "environment", "name",
-                                                              "labels", "spec"};
+  // Output-only metadata is accepted and ignored (the store assigns it), so a resource read
+  // with GET can be PUT back as it is.
+  static const std::set<std::string, std::less<>> kAllowed = {
+      "kind", "environment", "name", "labels", "spec", "version", "create_revision",
+      "mod_revision"};
   if (auto status = CheckKeys(body, field, kAllowed); !status.ok()) return status;
 
   model::ResourceKey key;

@@ -32,6 +32,9 @@ absl::Status RestServer::Start() {
         std::string message;
         std::string code = "INVALID_ARGUMENT";
         switch (res.status) {
+          case 400:
+            message = "malformed HTTP request (a POST or PUT needs a body or Content-Length: 0)";
+            break;
           case 404:
             code = "NOT_FOUND";
             message = "no such endpoint";

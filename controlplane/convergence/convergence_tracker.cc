@@ -22,7 +22,10 @@ v1::RevisionStatus ClassifyNodes(int64_t revision, const std::vector<std::string
     status.set_nodes_in_scope(status.nodes_in_scope() + 1);
     if (node.applied_revision() >= revision) {
       *status.add_applied() = node;
-    } else if (node.nacked_revision() >= revision) {
+    } else if (node.nacked_revision() >= revision ||
+               node.nacked_revision() > node.applied_revision()) {
+      // Rejected this revision, or an earlier one it has not got past since: either way it
+      // does not run this revision, and waiting will not change that.
       *status.add_nacked() = node;
     } else if (node.connected()) {
       *status.add_pending() = node;
@@ -56,6 +59,8 @@ absl::StatusOr<v1::NodeStatus> ConvergenceTracker::GetNode(const std::string& no
 }
 
 absl::StatusOr<v1::RevisionStatus> ConvergenceTracker::RevisionStatus(int64_t revision) {
+  // 0 is proto3's unset value: a request that forgot the revision is malformed, not unknown.
+  if (revision <= 0) return absl::InvalidArgumentError("revision: must be a positive integer");
   (void)local_nodes_.Flush();
   MERIDIAN_ASSIGN_OR_RETURN(auto environments, store_.RevisionScope(revision));
   MERIDIAN_ASSIGN_OR_RETURN(auto nodes, store_.List(environments, local_nodes_.staleness()));

@@ -3,15 +3,19 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "controlplane/ctl/api_client.h"
 #include "controlplane/ctl/commands.h"
 
@@ -20,6 +24,9 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitNotConverged = 3;
+// A --wait holds its request open for up to its timeout; the request may take this much longer.
+constexpr absl::Duration kWaitRequestMargin = absl::Seconds(10);
 
 std::string EnvOr(const char* name, const std::string& fallback) {
   const char* value = std::getenv(name);
@@ -36,6 +43,19 @@ OutputFormat ParseOutput(const std::string& name) {
   if (name == "json") return OutputFormat::kJson;
   if (name == "yaml") return OutputFormat::kYaml;
   return OutputFormat::kTable;
+}
+
+// "30s", "500ms", "2m" (what meridian-cp accepts) or a plain number of seconds.
+std::optional<absl::Duration> ParseWaitTimeout(const std::string& text) {
+  absl::Duration duration;
+  double seconds = 0;
+  if (absl::SimpleAtod(text, &seconds)) {
+    duration = absl::Seconds(seconds);
+  } else if (!absl::ParseDuration(text, &duration)) {
+    return std::nullopt;
+  }
+  if (duration < absl::ZeroDuration()) return std::nullopt;
+  return duration;
 }
 
 using Runner = std::function<absl::Status(const CommandContext&)>;
@@ -56,7 +76,10 @@ struct CommandLine {
   DiffArgs diff;
   RollbackArgs rollback;
   WatchArgs watch;
+  StatusArgs status;
+  NodesArgs nodes;
   std::vector<std::pair<CLI::App*, Runner>> commands;
+  int exit_code = 0;  // when every command succeeded
 };
 
 void AddGlobalFlags(CLI::App& app, CommandLine& line) {
@@ -157,6 +180,60 @@ void AddHistoryCommands(CLI::App& app, CommandLine& line) {
                              [&line](const CommandContext& c) { return RunWatch(c, line.watch); });
 }
 
+void AddConvergenceCommands(CLI::App& app, CommandLine& line) {
+  CLI::App* status = app.add_subcommand(
+      "status", "show whether a revision has reached the proxies (xDS nodes) in its scope");
+  status
+      ->add_option("revision", line.status.revision,
+                   "revision to check (default: the newest that changed -e)")
+      ->type_name("REVISION")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            int64_t revision = 0;
+            return absl::SimpleAtoi(text, &revision) && revision > 0
+                       ? std::string()
+                       : std::string("must be a positive integer");
+          },
+          ""));
+  CLI::Option* wait =
+      status->add_flag("--wait", line.status.wait,
+                       "first wait until every connected node in scope has applied or rejected it");
+  status
+      ->add_option_function<std::string>(
+          "--timeout",
+          [&line](const std::string& text) { line.status.timeout = *ParseWaitTimeout(text); },
+          "how long --wait waits: 30s, 500ms, 2m (default 30s, at most 10m)")
+      ->type_name("DURATION")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            return ParseWaitTimeout(text).has_value()
+                       ? std::string()
+                       : absl::StrCat("not a duration: ", text, " (e.g. 30s, 500ms, 2m)");
+          },
+          ""))
+      ->needs(wait);
+  status->add_flag("-A,--all-environments", line.status.all_environments,
+                   "without REVISION: the newest revision of any environment");
+  status->footer(
+      "Exit status: 0 converged; 3 not converged (with --wait: not within --timeout);\n"
+      "1 error; 2 usage error.");
+  line.commands.emplace_back(status, [&line](const CommandContext& c) -> absl::Status {
+    absl::StatusOr<bool> converged = RunStatus(c, line.status);
+    if (!converged.ok()) return converged.status();
+    if (!*converged) line.exit_code = kExitNotConverged;
+    return absl::OkStatus();
+  });
+
+  CLI::App* nodes =
+      app.add_subcommand("nodes", "list the xDS nodes (agents, proxies) and what they applied");
+  nodes->add_option("--status", line.nodes.status, "only connected or disconnected nodes")
+      ->check(CLI::IsMember({"connected", "disconnected", "all"}));
+  nodes->add_flag("-A,--all-environments", line.nodes.all_environments,
+                  "every environment, not just -e");
+  line.commands.emplace_back(nodes,
+                             [&line](const CommandContext& c) { return RunNodes(c, line.nodes); });
+}
+
 }  // namespace
 
 int RunCli(int argc, const char* const* argv, std::istream& in, std::ostream& out,
@@ -165,11 +242,13 @@ int RunCli(int argc, const char* const* argv, std::istream& in, std::ostream& ou
   app.require_subcommand(1);
   app.fallthrough();  // global flags may follow the subcommand
   app.footer(
-      "Kinds: services, endpoints, routes, certificates, configs (singular forms work too).\n");
+      "Kinds: services, endpoints, routes, certificates, configs (singular forms work too).\n"
+      "Exit status: 0 success; 1 error; 2 usage error; 3 `status`: not converged.\n");
   CommandLine line;
   AddGlobalFlags(app, line);
   AddResourceCommands(app, line);
   AddHistoryCommands(app, line);
+  AddConvergenceCommands(app, line);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -179,6 +258,9 @@ int RunCli(int argc, const char* const* argv, std::istream& in, std::ostream& ou
   line.flags.output = ParseOutput(line.output);
   line.flags.environment_explicit = line.environment_option->count() > 0;
   line.client.timeout = absl::Seconds(line.timeout_seconds);
+  if (line.status.wait) {
+    line.client.timeout = std::max(line.client.timeout, line.status.timeout + kWaitRequestMargin);
+  }
 
   absl::StatusOr<std::unique_ptr<ApiClient>> client = ApiClient::Create(line.client);
   absl::Status status = client.status();
@@ -193,7 +275,7 @@ int RunCli(int argc, const char* const* argv, std::istream& in, std::ostream& ou
     err << "error: " << status.message() << "\n";
     return kExitFailure;
   }
-  return 0;
+  return line.exit_code;
 }
 
 }  // namespace meridian::ctl

@@ -88,6 +88,30 @@ absl::Status DescribeBatchError(const absl::Status& status, const json& request)
                                                   "): ", absl::StripLeadingAsciiWhitespace(rest)));
 }
 
+// The newest revision that changed `environment` (empty: any environment).
+absl::StatusOr<int64_t> NewestRevision(const CommandContext& context,
+                                       const std::string& environment) {
+  absl::StatusOr<json> history = context.client.Get(
+      "/api/v1/history", {{"environment", environment}, {"order", "newest"}, {"limit", "1"}});
+  if (!history.ok()) return history.status();
+  const json& entries = (*history)["entries"];
+  if (!entries.empty() && IntOr(entries.back(), "revision", 0) > 0) {
+    return IntOr(entries.back(), "revision", 0);
+  }
+  return absl::NotFoundError(
+      environment.empty()
+          ? std::string("no revision in the history yet")
+          : absl::StrCat("no revision in the history has changed environment ", environment,
+                         " (name a REVISION, or -A for the newest of any environment)"));
+}
+
+std::string NoNodesText(const std::string& status, const std::string& environment) {
+  const std::string what =
+      status.empty() || status == "all" ? "nodes" : absl::StrCat(status, " nodes");
+  if (environment.empty()) return absl::StrCat("no ", what, "\n");
+  return absl::StrCat("no ", what, " in environment ", environment, " (-A: all of them)\n");
+}
+
 }  // namespace
 
 absl::Status RunGet(const CommandContext& context, const GetArgs& args) {
@@ -298,6 +322,46 @@ absl::Status RunWatch(const CommandContext& context, const WatchArgs& args) {
     // drops every stream from being hammered.
     absl::SleepFor(kWatchReconnectPause);
   }
+}
+
+absl::StatusOr<bool> RunStatus(const CommandContext& context, const StatusArgs& args) {
+  int64_t revision = args.revision;
+  if (revision <= 0) {
+    absl::StatusOr<int64_t> newest =
+        NewestRevision(context, EnvironmentFilter(context, args.all_environments));
+    if (!newest.ok()) return newest.status();
+    revision = *newest;
+  }
+  const std::string path = absl::StrCat("/api/v1/revisions/", revision);
+  absl::StatusOr<json> status;
+  if (args.wait) {
+    const std::string timeout = absl::StrCat(absl::ToInt64Milliseconds(args.timeout), "ms");
+    status = context.client.Post(absl::StrCat(path, "/wait", QueryString({{"timeout", timeout}})),
+                                 json::object());
+  } else {
+    status = context.client.Get(path + "/status");
+  }
+  if (!status.ok()) return status.status();
+  const auto converged_field = status->find("converged");
+  const bool converged = converged_field != status->end() && *converged_field == true;
+  Print(context, *status, [&] { return RevisionStatusText(*status); });
+  if (args.wait && !converged) {
+    context.err << "revision " << revision << " has not converged after "
+                << absl::FormatDuration(args.timeout) << "\n";
+  }
+  return converged;
+}
+
+absl::Status RunNodes(const CommandContext& context, const NodesArgs& args) {
+  const std::string environment = EnvironmentFilter(context, args.all_environments);
+  absl::StatusOr<json> nodes =
+      context.client.Get("/api/v1/nodes", {{"environment", environment}, {"status", args.status}});
+  if (!nodes.ok()) return nodes.status();
+  Print(context, *nodes, [&] {
+    const json& list = (*nodes)["nodes"];
+    return list.empty() ? NoNodesText(args.status, environment) : NodesTable(list);
+  });
+  return absl::OkStatus();
 }
 
 }  // namespace meridian::ctl

@@ -74,6 +74,17 @@ struct WatchArgs {
   // A stream with no event for this long reconnects, so a silently dead connection is noticed.
   absl::Duration idle_timeout = absl::Hours(1);
 };
+struct StatusArgs {
+  // 0 = the newest revision that changed the environment (with -A: the newest revision).
+  int64_t revision = 0;
+  bool all_environments = false;
+  bool wait = false;
+  absl::Duration timeout = absl::Seconds(30);  // of --wait
+};
+struct NodesArgs {
+  std::string status;  // connected, disconnected, or empty / "all"
+  bool all_environments = false;
+};
 
 absl::Status RunGet(const CommandContext& context, const GetArgs& args);
 // Follows next_page_token, pinning every page to the revision of the first.
@@ -88,5 +99,10 @@ absl::Status RunRollback(const CommandContext& context, const RollbackArgs& args
 // connection (without repeating or skipping events); returns when the server cannot be
 // reached or sends an error.
 absl::Status RunWatch(const CommandContext& context, const WatchArgs& args);
+// Prints how far a revision has reached the xDS nodes in its scope; with `wait`, first waits
+// (up to the timeout) for every connected node to apply or reject it. Returns whether the
+// revision converged (nothing pending).
+absl::StatusOr<bool> RunStatus(const CommandContext& context, const StatusArgs& args);
+absl::Status RunNodes(const CommandContext& context, const NodesArgs& args);
 
 }  // namespace meridian::ctl

@@ -150,6 +150,12 @@ std::string Pad(std::string text, size_t width) {
   return text;
 }
 
+// A revision number, or "-" for none (0).
+std::string RevisionText(const json& object, const char* name) {
+  const std::string text = Text(object, name);
+  return text.empty() || text == "0" ? "-" : text;
+}
+
 }  // namespace
 
 std::string LabelsText(const json& labels) {
@@ -282,6 +288,50 @@ std::string ChangeRecordsText(const json& changes, const std::string& environmen
     }
   }
   return out;
+}
+
+std::string RevisionStatusText(const json& status) {
+  std::vector<std::string> environments;
+  for (const json& environment : Member(status, "environments")) {
+    if (environment.is_string()) environments.push_back(environment.get<std::string>());
+  }
+  const bool converged = Member(status, "converged") == true;
+  std::string out = absl::StrCat(
+      "Revision:      ", Text(status, "revision"), "\n",
+      "Environments:  ", environments.empty() ? "-" : absl::StrJoin(environments, ", "), "\n",
+      "Converged:     ", converged ? "yes" : "no", "\n",
+      "Nodes:         ", Text(status, "nodes_in_scope"), " in scope, ",
+      Text(status, "applied_count"), " applied, ", Text(status, "nacked_count"), " nacked, ",
+      Text(status, "pending_count"), " pending, ", Text(status, "disconnected_count"),
+      " disconnected\n");
+  Table table({"NODE", "ENVIRONMENT", "STATE", "APPLIED-REVISION", "ERROR"});
+  for (const char* state : {"nacked", "pending", "disconnected"}) {
+    for (const json& node : Member(status, state)) {
+      table.AddRow({Text(node, "id"), Text(node, "environment"), state,
+                    RevisionText(node, "applied_revision"),
+                    Truncate(Text(node, "nack_error"), kMaxSummary)});
+    }
+  }
+  if (!table.empty()) absl::StrAppend(&out, "\n", table.Render());
+  return out;
+}
+
+std::string NodesTable(const json& nodes) {
+  Table table({"NODE", "ENVIRONMENT", "ZONE", "CONNECTED", "APPLIED", "LAST-SEEN", "REPLICA"});
+  for (const json& node : nodes) {
+    std::string applied = RevisionText(node, "applied_revision");
+    // A rejection newer than what it applied is why it is behind: say so.
+    const json& nacked = Member(node, "nacked_revision");
+    const json& applied_revision = Member(node, "applied_revision");
+    if (nacked.is_number_integer() && applied_revision.is_number_integer() &&
+        nacked.get<int64_t>() > applied_revision.get<int64_t>()) {
+      absl::StrAppend(&applied, " (nacked ", nacked.get<int64_t>(), ")");
+    }
+    table.AddRow({Text(node, "id"), Text(node, "environment"), Text(node, "zone"),
+                  Member(node, "connected") == true ? "yes" : "no", std::move(applied),
+                  ShortTime(Text(node, "last_seen")), Text(node, "replica")});
+  }
+  return table.Render();
 }
 
 }  // namespace meridian::ctl

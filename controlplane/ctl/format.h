@@ -33,6 +33,13 @@ std::string WrittenResourcesText(const nlohmann::ordered_json& resources,
 std::string ChangeRecordsText(const nlohmann::ordered_json& changes,
                               const std::string& environment);
 
+// `status`: the revision, its scope (environments), whether it converged and the node counts,
+// then NODE ENVIRONMENT STATE APPLIED-REVISION ERROR for every node in scope that has not
+// applied it (nacked, pending, disconnected).
+std::string RevisionStatusText(const nlohmann::ordered_json& status);
+// NODE ENVIRONMENT ZONE CONNECTED APPLIED LAST-SEEN REPLICA, for `nodes`.
+std::string NodesTable(const nlohmann::ordered_json& nodes);
+
 // Pieces, exposed for tests.
 std::string LabelsText(const nlohmann::ordered_json& labels);  // "app=web,tier=db", "<none>"
 std::string SpecSummary(const std::string& kind, const nlohmann::ordered_json& spec);

@@ -207,11 +207,16 @@ absl::StatusOr<std::vector<v1::HistoryEntry>> PostgresConfigStore::History(
 
 absl::StatusOr<v1::RevisionRecord> PostgresConfigStore::GetRevision(int64_t revision) {
   if (revision <= 0) return absl::InvalidArgumentError("revision: must be > 0");
-  MERIDIAN_ASSIGN_OR_RETURN(auto records, ReadChangeLog(revision - 1, 1));
-  if (records.empty() || records.front().revision() != revision) {
+  auto records = ReadChangeLog(revision - 1, 1);
+  if (absl::IsOutOfRange(records.status())) {
+    return absl::OutOfRangeError(
+        absl::StrCat("revision ", revision, " has been compacted; its change set is gone"));
+  }
+  if (!records.ok()) return records.status();
+  if (records->empty() || records->front().revision() != revision) {
     return absl::NotFoundError(absl::StrCat("revision ", revision, ": not found"));
   }
-  return std::move(records.front());
+  return std::move(records->front());
 }
 
 absl::StatusOr<std::vector<v1::ChangeRecord>> PostgresConfigStore::Diff(

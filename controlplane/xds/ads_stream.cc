@@ -55,7 +55,9 @@ absl::Status AdsStream::IdentifyNode(const envoy::config::core::v3::Node& node) 
   }
   identity.zone = MetadataString(node, "zone");
   if (identity.zone.empty()) identity.zone = node.locality().zone();
-  identity.user_agent = absl::StrCat(node.user_agent_name(), " ", node.user_agent_version());
+  identity.user_agent = node.user_agent_version().empty()
+                            ? node.user_agent_name()
+                            : absl::StrCat(node.user_agent_name(), "/", node.user_agent_version());
   node_ = std::move(identity);
   context_.tracker.StreamOpened(node_, id_);
   return absl::OkStatus();
@@ -107,6 +109,7 @@ void AdsStream::Shutdown(const grpc::Status& status) {
 
 void AdsStream::OnReadDone(bool ok) {
   std::string register_environment;
+  bool keep_reading = false;
   {
     absl::MutexLock lock(&mu_);
     if (!ok) {
@@ -122,19 +125,18 @@ void AdsStream::OnReadDone(bool ok) {
         register_environment = node_.environment;
       }
     }
+    // Parsed: an idle stream should not keep the request's bytes (and the transport's read
+    // block they point into) alive until the next request.
+    read_buffer_.Clear();
+    keep_reading = !finish_status_.has_value();
   }
   if (!register_environment.empty()) {
     // Registered before reading the index (and outside mu_: fan-out locks the registry, then
     // streams): any revision applied after this reaches us through OnRevision, any before
     // it is already in the index.
     context_.registry.Register(this, register_environment);
-  }
-  bool keep_reading = false;
-  {
     absl::MutexLock lock(&mu_);
-    if (!register_environment.empty()) {
-      seen_revision_ = std::max(seen_revision_, context_.index.revision());
-    }
+    seen_revision_ = std::max(seen_revision_, context_.index.revision());
     keep_reading = !finish_status_.has_value();
   }
   if (keep_reading) StartRead(&read_buffer_);
@@ -144,6 +146,7 @@ void AdsStream::OnReadDone(bool ok) {
 void AdsStream::OnWriteDone(bool ok) {
   {
     absl::MutexLock lock(&mu_);
+    write_buffer_.Clear();  // written: free it now rather than when the next push replaces it
     write_in_flight_ = false;
     if (!ok && !finish_status_) finish_status_ = grpc::Status::CANCELLED;
   }

@@ -42,6 +42,7 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
   auto [entry, first_request] = types_.try_emplace(request.type_url());
   TypeState& state = entry->second;
   if (first_request) {
+    state.defers_removals = DefersRemovals(request.type_url());
     for (const auto& [name, version] : request.initial_resource_versions()) {
       state.client_versions[name] = version;
     }
@@ -67,6 +68,7 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
     }
     state.names.erase(name);
     state.must_send.erase(name);
+    state.removals.erase(name);
     if (!state.wildcard) state.client_versions.erase(name);
   }
   return absl::OkStatus();
@@ -85,7 +87,10 @@ void DeltaAdsStream::MarkChanged(const IndexChange& change) {
 bool DeltaAdsStream::Settled() const {
   if (!unacked_.empty()) return false;
   for (const auto& [type_url, state] : types_) {
-    if (state.all_dirty || !state.dirty.empty() || !state.must_send.empty()) return false;
+    if (state.all_dirty || !state.dirty.empty() || !state.must_send.empty() ||
+        !state.removals.empty()) {
+      return false;
+    }
   }
   return true;
 }
@@ -93,6 +98,13 @@ bool DeltaAdsStream::Settled() const {
 std::optional<std::string> DeltaAdsStream::NextResponse() {
   for (auto* entry : InPushOrder(types_)) {
     if (auto response = BuildResponse(entry->first, entry->second)) return response;
+  }
+  // Nothing left to add or update, and the client has processed what was (ACK or NACK):
+  // removals, referrers first.
+  if (!unacked_.empty()) return std::nullopt;
+  for (auto* entry : InRemovalOrder(types_)) {
+    if (entry->second.removals.empty()) continue;
+    if (auto response = BuildRemovals(entry->first, entry->second)) return response;
   }
   return std::nullopt;
 }
@@ -130,6 +142,11 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
       state.client_versions[name] = entry->version;
       ++resources;
     } else if (held != state.client_versions.end() || state.must_send.contains(name)) {
+      if (state.defers_removals && held != state.client_versions.end() &&
+          !state.must_send.contains(name)) {
+        state.removals.insert(name);  // deleted: told in the removal pass
+        continue;
+      }
       // Deleted, or explicitly requested and absent: tell the client it does not exist.
       removed.push_back(name);
       state.client_versions.erase(name);
@@ -139,6 +156,30 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
   state.must_send.clear();
   state.all_dirty = false;
   if (resources == 0 && removed.empty()) return std::nullopt;
+  return SealResponse(writer, type_url, revision, removed);
+}
+
+std::optional<std::string> DeltaAdsStream::BuildRemovals(const std::string& type_url,
+                                                         TypeState& state) {
+  std::vector<std::string> removed;
+  for (const std::string& name : state.removals) {
+    if (!Wants(state, name)) {
+      state.client_versions.erase(name);  // unsubscribed meanwhile: forgotten untold
+      continue;
+    }
+    // Back in the index since: it went out as an update in the first pass.
+    if (context_.index.Get(node_.environment, type_url, name) != nullptr) continue;
+    if (state.client_versions.erase(name) > 0) removed.push_back(name);
+  }
+  state.removals.clear();
+  if (removed.empty()) return std::nullopt;
+  ResponseWriter writer;
+  return SealResponse(writer, type_url, seen_revision_, removed);
+}
+
+std::string DeltaAdsStream::SealResponse(ResponseWriter& writer, const std::string& type_url,
+                                         int64_t revision,
+                                         const std::vector<std::string>& removed) {
   const std::string nonce = NextNonce();
   writer.AddString(1, absl::StrCat(revision));
   writer.AddString(4, type_url);

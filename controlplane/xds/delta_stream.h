@@ -3,6 +3,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "controlplane/xds/ads_stream.h"
+#include "controlplane/xds/response_writer.h"
 
 namespace meridian::xds {
 
@@ -10,7 +11,8 @@ namespace meridian::xds {
 // the version of every resource the client holds, so each response carries only what
 // changed for this client. A reconnecting client's initial_resource_versions seed that map,
 // so it is sent only what it lacks. A NACKed resource counts as delivered: it is resent only
-// when a newer revision changes it.
+// when a newer revision changes it. For the Envoy types (push_order.h), removals wait until
+// every type's additions have gone out, then go in removal order (make before break).
 class DeltaAdsStream : public AdsStream {
  public:
   using AdsStream::AdsStream;
@@ -23,6 +25,8 @@ class DeltaAdsStream : public AdsStream {
     absl::flat_hash_set<std::string> dirty;
     absl::flat_hash_set<std::string> must_send;  // subscribed again: send even if unchanged
     bool all_dirty = false;
+    bool defers_removals = false;
+    absl::flat_hash_set<std::string> removals;  // held by the client, gone from the index
   };
   struct Unacked {
     std::string type_url;
@@ -36,6 +40,11 @@ class DeltaAdsStream : public AdsStream {
   bool Settled() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::optional<std::string> BuildResponse(const std::string& type_url, TypeState& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<std::string> BuildRemovals(const std::string& type_url, TypeState& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string SealResponse(ResponseWriter& writer, const std::string& type_url, int64_t revision,
+                           const std::vector<std::string>& removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Wants(const TypeState& state, const std::string& name) const;
 

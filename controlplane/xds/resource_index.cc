@@ -2,8 +2,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "controlplane/xds/type_urls.h"
-#include "envoy/service/discovery/v3/discovery.pb.h"
-#include "google/protobuf/any.pb.h"
 #include "meridian/v1/xds_types.pb.h"
 
 namespace meridian::xds {
@@ -41,19 +39,8 @@ std::string SerializeDomainMessage(const v1::Resource& resource) {
 }  // namespace
 
 XdsEntryPtr ResourceIndex::MakeEntry(const v1::Resource& resource) {
-  auto entry = std::make_shared<XdsEntry>();
-  entry->name = resource.name();
-  entry->version = absl::StrCat(resource.mod_revision());
-  google::protobuf::Any any;
-  any.set_type_url(TypeUrlOf(resource.kind()));
-  any.set_value(SerializeDomainMessage(resource));
-  entry->any_bytes = any.SerializeAsString();
-  envoy::service::discovery::v3::Resource delta;
-  delta.set_name(resource.name());
-  delta.set_version(entry->version);
-  *delta.mutable_resource() = std::move(any);
-  entry->resource_bytes = delta.SerializeAsString();
-  return entry;
+  return MakeXdsEntry(TypeUrlOf(resource.kind()), resource.name(),
+                      absl::StrCat(resource.mod_revision()), SerializeDomainMessage(resource));
 }
 
 void ResourceIndex::Reset(const store::StateSnapshot& snapshot) {
@@ -61,6 +48,11 @@ void ResourceIndex::Reset(const store::StateSnapshot& snapshot) {
   for (const auto& resource : snapshot.resources) {
     entries[{resource.environment(), TypeUrlOf(resource.kind())}][resource.name()] =
         MakeEntry(resource);
+  }
+  projection_.Reset(snapshot.resources, snapshot.revision);
+  for (ProjectedResource& projected : projection_.Entries()) {
+    entries[{projected.environment, projected.type_url}][projected.name] =
+        std::move(projected.entry);
   }
   absl::MutexLock lock(&mu_);
   entries_ = std::move(entries);
@@ -89,6 +81,11 @@ IndexUpdate ResourceIndex::Apply(const std::vector<store::RevisionPtr>& revision
                    change.key().name(), nullptr};
       if (change.operation() == v1::PUT) item.entry = MakeEntry(change.after());
       pending.push_back(std::move(item));
+    }
+    for (ProjectedResource& projected : projection_.Apply(*record)) {
+      pending.push_back({{std::move(projected.environment), std::move(projected.type_url)},
+                         std::move(projected.name),
+                         std::move(projected.entry)});
     }
   }
   IndexUpdate update;

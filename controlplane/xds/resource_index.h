@@ -10,17 +10,10 @@
 #include "absl/synchronization/mutex.h"
 #include "controlplane/store/change_feed.h"
 #include "controlplane/store/config_store.h"
+#include "controlplane/xds/envoy_projection.h"
+#include "controlplane/xds/xds_entry.h"
 
 namespace meridian::xds {
-
-// One resource as xDS sends it, serialized once and shared by every stream.
-struct XdsEntry {
-  std::string name;
-  std::string version;         // the resource's mod_revision, as xDS resource version
-  std::string any_bytes;       // serialized google.protobuf.Any (state-of-the-world)
-  std::string resource_bytes;  // serialized envoy.service.discovery.v3.Resource (delta)
-};
-using XdsEntryPtr = std::shared_ptr<const XdsEntry>;
 
 // The names of one (environment, type) that a revision touched.
 struct IndexChange {
@@ -35,10 +28,12 @@ struct IndexUpdate {
   std::vector<IndexChange> changes;
 };
 
-// Meridian's resources, per environment and xDS type, as serialized xDS entries. Built from a
-// store snapshot, then advanced revision by revision from the change log, so a change costs
-// one serialization however many streams receive it. Thread-safe: one writer (the xDS
-// server's follower), many readers (streams).
+// Meridian's resources, per environment and xDS type, as serialized xDS entries, next to their
+// Envoy projection (Cluster, ClusterLoadAssignment, Listener, RouteConfiguration, Secret) under
+// the Envoy type URLs. Built from a store snapshot, then advanced revision by revision from the
+// change log, so a change costs one serialization however many streams receive it.
+// Thread-safe: one writer (the xDS server's follower) calls Reset and Apply; many readers
+// (streams).
 class ResourceIndex {
  public:
   void Reset(const store::StateSnapshot& snapshot);
@@ -56,6 +51,7 @@ class ResourceIndex {
   using Names = absl::flat_hash_map<std::string, XdsEntryPtr>;
   using TypeKey = std::pair<std::string, std::string>;  // (environment, type_url)
 
+  EnvoyProjection projection_;  // touched only by the writer, outside mu_
   mutable absl::Mutex mu_;
   int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<TypeKey, Names> entries_ ABSL_GUARDED_BY(mu_);

@@ -16,7 +16,9 @@ absl::Status SotwAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
     if (absl::Status status = IdentifyNode(request.node()); !status.ok()) return status;
   }
   if (request.type_url().empty()) return absl::InvalidArgumentError("type_url: is required");
-  TypeState& state = types_[request.type_url()];
+  auto [slot, created] = types_.try_emplace(request.type_url());
+  TypeState& state = slot->second;
+  if (created) state.defers_removals = DefersRemovals(request.type_url());
 
   if (!request.response_nonce().empty()) {
     if (request.response_nonce() != state.last_nonce) return absl::OkStatus();  // stale
@@ -36,7 +38,10 @@ absl::Status SotwAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
   state.names = std::move(names);
   // A first request (or one after reconnect) always gets an answer; an ACK only when it
   // changed what the client wants.
-  if (request.response_nonce().empty() || subscription_changed) state.dirty = true;
+  if (request.response_nonce().empty() || subscription_changed) {
+    state.dirty = true;
+    state.requested = true;
+  }
   return absl::OkStatus();
 }
 
@@ -58,37 +63,69 @@ void SotwAdsStream::MarkChanged(const IndexChange& change) {
 
 bool SotwAdsStream::Settled() const {
   for (const auto& [type_url, state] : types_) {
-    if (state.dirty || state.awaiting_ack) return false;
+    if (state.dirty || state.awaiting_ack || state.removals_pending) return false;
   }
   return true;
 }
 
 std::optional<std::string> SotwAdsStream::NextResponse() {
   for (auto* entry : InPushOrder(types_)) {
-    if (entry->second.dirty) return BuildResponse(entry->first, entry->second);
+    if (!entry->second.dirty) continue;
+    if (auto response = BuildResponse(entry->first, entry->second, /*keep_removed=*/true)) {
+      return response;
+    }
+  }
+  // Nothing left to add or update, and the client has processed what was (ACK or NACK):
+  // removals, referrers first.
+  for (const auto& [type_url, state] : types_) {
+    if (state.awaiting_ack) return std::nullopt;
+  }
+  for (auto* entry : InRemovalOrder(types_)) {
+    if (!entry->second.removals_pending) continue;
+    if (auto response = BuildResponse(entry->first, entry->second, /*keep_removed=*/false)) {
+      return response;
+    }
   }
   return std::nullopt;
 }
 
-std::string SotwAdsStream::BuildResponse(const std::string& type_url, TypeState& state) {
-  ResponseWriter writer;
+std::optional<std::string> SotwAdsStream::BuildResponse(const std::string& type_url,
+                                                        TypeState& state, bool keep_removed) {
   const int64_t revision = seen_revision_;
-  writer.AddString(1, absl::StrCat(revision));
+  std::vector<XdsEntryPtr> entries;
   if (state.wildcard) {
-    for (const auto& entry : context_.index.List(node_.environment, type_url)) {
-      writer.AddBytes(2, entry->any_bytes);
-    }
+    entries = context_.index.List(node_.environment, type_url);
   } else {
     for (const std::string& name : state.names) {
       if (XdsEntryPtr entry = context_.index.Get(node_.environment, type_url, name)) {
-        writer.AddBytes(2, entry->any_bytes);
+        entries.push_back(std::move(entry));
       }
     }
   }
+  state.dirty = false;
+  if (state.defers_removals) {
+    absl::flat_hash_map<std::string, XdsEntryPtr> sending;
+    for (const XdsEntryPtr& entry : entries) sending[entry->name] = entry;
+    bool retained = false;
+    if (keep_removed) {
+      for (const auto& [name, entry] : state.held) {
+        if (sending.contains(name) || !(state.wildcard || state.names.contains(name))) continue;
+        sending[name] = entry;
+        entries.push_back(entry);
+        retained = true;
+      }
+    }
+    state.removals_pending = retained;
+    if (sending == state.held && !state.requested) return std::nullopt;
+    state.held = std::move(sending);
+  }
+  state.requested = false;
+  ResponseWriter writer;
+  writer.AddString(1, absl::StrCat(revision));
+  for (const XdsEntryPtr& entry : entries) writer.AddBytes(2, entry->any_bytes);
   state.last_nonce = NextNonce();
   writer.AddString(4, type_url);
   writer.AddString(5, state.last_nonce);
-  state.dirty = false;
   state.awaiting_ack = true;
   state.last_revision = revision;
   RecordSent(revision);

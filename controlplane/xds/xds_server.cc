@@ -2,6 +2,7 @@
 
 #include "absl/time/clock.h"
 #include "controlplane/xds/delta_stream.h"
+#include "controlplane/xds/envoy_resources.h"
 #include "controlplane/xds/sotw_stream.h"
 #include "controlplane/xds/type_urls.h"
 #include "spdlog/spdlog.h"
@@ -125,6 +126,9 @@ absl::Status XdsServer::Resync() {
   for (const std::string& environment : environments) {
     for (v1::Kind kind : {v1::SERVICE, v1::ENDPOINT, v1::ROUTE, v1::CERTIFICATE, v1::CONFIG_ENTRY}) {
       update.changes.push_back({environment, TypeUrlOf(kind), {}, /*everything=*/true});
+    }
+    for (const std::string& type_url : EnvoyTypeUrls()) {
+      update.changes.push_back({environment, type_url, {}, /*everything=*/true});
     }
   }
   spdlog::info("xds: resynced from a snapshot at revision {}", snapshot->revision);
