@@ -6,7 +6,7 @@
 meridian_demo() {
   local build="${root}/build"
   local work="${root}/.data/demo"
-  local ctl=("${build}/controlplane/meridianctl" --server "http://127.0.0.1:${rest_port}" -e demo
+  local ctl=("${build}/controlplane/ctl/meridianctl" --server "http://127.0.0.1:${rest_port}" -e demo
              --actor demo)
   mkdir -p "${work}"
   local pids=()
@@ -51,8 +51,8 @@ Send traffic through the proxy (about 90% checkout, 10% canary):
   for i in \$(seq 20); do curl -s -H 'Host: shop.example.com' http://127.0.0.1:18180/; done | sort | uniq -c
 
 Shift the canary to 50/50, then check that the agent applied it:
-  ${build}/controlplane/meridianctl --server http://127.0.0.1:${rest_port} -e demo apply -f docs/examples/canary-50.yaml
-  ${build}/controlplane/meridianctl --server http://127.0.0.1:${rest_port} -e demo status
+  ${build}/controlplane/ctl/meridianctl --server http://127.0.0.1:${rest_port} -e demo apply -f docs/examples/canary-50.yaml
+  ${build}/controlplane/ctl/meridianctl --server http://127.0.0.1:${rest_port} -e demo status --wait
 
 Ctrl-C stops everything.
 DEMO
