@@ -1,0 +1,373 @@
+#include "bench/fanout_streams.h"
+
+#include <chrono>
+#include <deque>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "broadcast/broadcast.grpc.pb.h"
+#include "envoy/service/discovery/v3/ads.grpc.pb.h"
+#include "etcdserverpb/rpc.grpc.pb.h"
+#include "meridian/v1/config_service.grpc.pb.h"
+
+namespace meridian::bench {
+namespace {
+
+using envoy::service::discovery::v3::AggregatedDiscoveryService;
+using envoy::service::discovery::v3::DeltaDiscoveryRequest;
+using envoy::service::discovery::v3::DeltaDiscoveryResponse;
+
+constexpr char kEndpointTypeUrl[] = "type.googleapis.com/meridian.v1.Endpoint";
+constexpr char kEndpointName[] = "fanout-endpoint";
+constexpr char kEtcdPrefix[] = "/bench/fanout/";
+constexpr char kEtcdPrefixEnd[] = "/bench/fanout0";  // '/' + 1: every key under the prefix
+constexpr size_t kPayloadBytes = 300;
+constexpr auto kWriteDeadline = std::chrono::seconds(30);
+
+absl::Status FromGrpc(const grpc::Status& status, const char* what) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, ": ", status.error_message()));
+}
+
+void SetDeadline(grpc::ClientContext& context) {
+  context.set_deadline(std::chrono::system_clock::now() + kWriteDeadline);
+}
+
+v1::Resource FanoutResource(const std::string& environment, int sequence) {
+  v1::Resource resource;
+  resource.set_kind(v1::ENDPOINT);
+  resource.set_environment(environment);
+  resource.set_name(kEndpointName);
+  (*resource.mutable_labels())["app"] = "checkout";
+  (*resource.mutable_labels())["team"] = "payments";
+  // Fixed width, so every write has the same size.
+  (*resource.mutable_labels())["write"] = absl::StrFormat("%06d", sequence);
+  v1::EndpointSpec& spec = *resource.mutable_endpoint();
+  spec.set_service("checkout");
+  spec.set_address("10.20.30.40");
+  spec.set_port(8080);
+  spec.set_weight(100);
+  spec.set_zone("zone-a");
+  (*spec.mutable_labels())["version"] = "v2";
+  std::string& padding = (*spec.mutable_labels())["build"];
+  while (resource.ByteSizeLong() < kPayloadBytes) padding.push_back('x');
+  return resource;
+}
+
+// ----------------------------------------------------------------------------- Meridian
+// An agent: the first request names the node and subscribes (wildcard) to endpoints; every
+// response is ACKed with its nonce, in order, one write in flight.
+class MeridianAgent final
+    : public Subscriber,
+      public grpc::ClientBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse> {
+ public:
+  MeridianAgent(const std::shared_ptr<grpc::Channel>& channel, const std::string& node_id,
+                const std::string& environment, size_t expected_updates)
+      : Subscriber(expected_updates), stub_(AggregatedDiscoveryService::NewStub(channel)) {
+    DeltaDiscoveryRequest& subscribe = outgoing_.emplace_back();
+    subscribe.mutable_node()->set_id(node_id);
+    subscribe.mutable_node()->set_cluster("fanout-bench");
+    (*subscribe.mutable_node()->mutable_metadata()->mutable_fields())["environment"]
+        .set_string_value(environment);
+    subscribe.set_type_url(kEndpointTypeUrl);  // no names: wildcard
+    write_in_flight_ = true;
+    stub_->async()->DeltaAggregatedResources(&context_, this);
+    StartWrite(&outgoing_.front());
+    StartRead(&response_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows with the status
+    int64_t revision = -1;
+    if (!absl::SimpleAtoi(response_.system_version_info(), &revision)) {
+      probe_.Fail(
+          absl::StrCat("bad system_version_info \"", response_.system_version_info(), "\""));
+    }
+    probe_.Record(revision);
+    DeltaDiscoveryRequest ack;
+    ack.set_type_url(kEndpointTypeUrl);
+    ack.set_response_nonce(response_.nonce());
+    const DeltaDiscoveryRequest* write = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      outgoing_.push_back(std::move(ack));
+      if (!write_in_flight_) {
+        write_in_flight_ = true;
+        write = &outgoing_.front();
+      }
+    }
+    if (write != nullptr) StartWrite(write);
+    StartRead(&response_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    const DeltaDiscoveryRequest* write = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      outgoing_.pop_front();
+      if (ok && !outgoing_.empty()) {
+        write = &outgoing_.front();
+      } else {
+        write_in_flight_ = false;
+      }
+    }
+    if (write != nullptr) StartWrite(write);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+      probe_.Fail(
+          absl::StrCat("ADS stream ended: ", status.error_code(), " ", status.error_message()));
+    }
+    MarkDone();
+  }
+
+ private:
+  std::unique_ptr<AggregatedDiscoveryService::Stub> stub_;
+  DeltaDiscoveryResponse response_;
+  absl::Mutex mu_;
+  // The request being written first; deque, so queued ACKs never move it.
+  std::deque<DeltaDiscoveryRequest> outgoing_ ABSL_GUARDED_BY(mu_);
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class MeridianFanout final : public FanoutTarget {
+ public:
+  MeridianFanout(std::shared_ptr<grpc::Channel> write_channel, std::string environment,
+                 std::string run_id)
+      : stub_(v1::ConfigService::NewStub(std::move(write_channel))),
+        environment_(std::move(environment)),
+        run_id_(std::move(run_id)) {}
+
+  absl::Status Seed() override { return Write(0).status(); }
+
+  std::unique_ptr<Subscriber> Subscribe(const std::shared_ptr<grpc::Channel>& channel, int index,
+                                        size_t expected_updates) override {
+    return std::make_unique<MeridianAgent>(channel, absl::StrCat("fanout-", run_id_, "-", index),
+                                           environment_, expected_updates);
+  }
+
+  absl::StatusOr<int64_t> Write(int sequence) override {
+    v1::PutResourceRequest request;
+    *request.mutable_resource() = FanoutResource(environment_, sequence);
+    v1::WriteResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context);
+    context.AddMetadata("x-meridian-actor", "fanout-bench");
+    grpc::Status status = stub_->PutResource(&context, request, &response);
+    if (!status.ok()) return FromGrpc(status, "PutResource");
+    return response.revision();
+  }
+
+ private:
+  std::unique_ptr<v1::ConfigService::Stub> stub_;
+  const std::string environment_;
+  const std::string run_id_;
+};
+
+// ----------------------------------------------------------------------------- etcd
+// A watcher on the benchmark prefix, alone on its stream as an agent process would be.
+class EtcdWatcher final
+    : public Subscriber,
+      public grpc::ClientBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse> {
+ public:
+  EtcdWatcher(const std::shared_ptr<grpc::Channel>& channel, size_t expected_updates)
+      : Subscriber(expected_updates), stub_(etcdserverpb::Watch::NewStub(channel)) {
+    etcdserverpb::WatchCreateRequest& create = *request_.mutable_create_request();
+    create.set_key(kEtcdPrefix);
+    create.set_range_end(kEtcdPrefixEnd);
+    stub_->async()->Watch(&context_, this);
+    StartWrite(&request_);
+    StartRead(&response_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    if (response_.canceled()) {
+      probe_.Fail(absl::StrCat("watch canceled: ", response_.cancel_reason()));
+      return;
+    }
+    if (response_.created()) {
+      probe_.Record(response_.header().revision());
+    } else if (response_.events_size() > 0) {
+      // The events' own revision: the header may already name a newer one.
+      int64_t revision = 0;
+      for (const auto& event : response_.events()) {
+        revision = std::max(revision, event.kv().mod_revision());
+      }
+      probe_.Record(revision);
+    }
+    StartRead(&response_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+      probe_.Fail(absl::StrCat("watch ended: ", status.error_code(), " ", status.error_message()));
+    }
+    MarkDone();
+  }
+
+ private:
+  std::unique_ptr<etcdserverpb::Watch::Stub> stub_;
+  etcdserverpb::WatchRequest request_;
+  etcdserverpb::WatchResponse response_;
+};
+
+class EtcdFanout final : public FanoutTarget {
+ public:
+  explicit EtcdFanout(std::shared_ptr<grpc::Channel> write_channel)
+      : stub_(etcdserverpb::KV::NewStub(std::move(write_channel))) {}
+
+  absl::Status Seed() override { return Write(0).status(); }
+
+  std::unique_ptr<Subscriber> Subscribe(const std::shared_ptr<grpc::Channel>& channel,
+                                        int /*index*/, size_t expected_updates) override {
+    return std::make_unique<EtcdWatcher>(channel, expected_updates);
+  }
+
+  absl::StatusOr<int64_t> Write(int sequence) override {
+    etcdserverpb::PutRequest request;
+    request.set_key(absl::StrCat(kEtcdPrefix, kEndpointName));
+    FanoutResource("bench", sequence).SerializeToString(request.mutable_value());
+    etcdserverpb::PutResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context);
+    grpc::Status status = stub_->Put(&context, request, &response);
+    if (!status.ok()) return FromGrpc(status, "etcd Put");
+    return response.header().revision();
+  }
+
+ private:
+  std::unique_ptr<etcdserverpb::KV::Stub> stub_;
+};
+
+// ----------------------------------------------------------------------------- bare
+class BareSubscriber final : public Subscriber, public grpc::ClientReadReactor<Update> {
+ public:
+  BareSubscriber(const std::shared_ptr<grpc::Channel>& channel, int index, size_t expected_updates)
+      : Subscriber(expected_updates), stub_(Broadcast::NewStub(channel)) {
+    request_.set_subscriber(absl::StrCat("fanout-", index));
+    stub_->async()->Subscribe(&context_, &request_, this);
+    StartRead(&update_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    probe_.Record(update_.sequence());
+    StartRead(&update_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+      probe_.Fail(
+          absl::StrCat("subscription ended: ", status.error_code(), " ", status.error_message()));
+    }
+    MarkDone();
+  }
+
+ private:
+  std::unique_ptr<Broadcast::Stub> stub_;
+  SubscribeRequest request_;
+  Update update_;
+};
+
+class BareFanout final : public FanoutTarget {
+ public:
+  explicit BareFanout(std::shared_ptr<grpc::Channel> write_channel)
+      : stub_(Broadcast::NewStub(std::move(write_channel))) {}
+
+  // New subscribers get the latest publication first.
+  absl::Status Seed() override { return Write(0).status(); }
+
+  std::unique_ptr<Subscriber> Subscribe(const std::shared_ptr<grpc::Channel>& channel, int index,
+                                        size_t expected_updates) override {
+    return std::make_unique<BareSubscriber>(channel, index, expected_updates);
+  }
+
+  absl::StatusOr<int64_t> Write(int sequence) override {
+    PublishRequest request;
+    FanoutResource("bench", sequence).SerializeToString(request.mutable_payload());
+    PublishResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context);
+    grpc::Status status = stub_->Publish(&context, request, &response);
+    if (!status.ok()) return FromGrpc(status, "Publish");
+    return response.sequence();
+  }
+
+ private:
+  std::unique_ptr<Broadcast::Stub> stub_;
+};
+
+}  // namespace
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void StreamProbe::Record(int64_t revision) {
+  const int64_t now = NowNanos();
+  absl::MutexLock lock(&mu_);
+  arrivals_.emplace_back(now, revision);
+  newest_ = std::max(newest_, revision);
+}
+
+void StreamProbe::Fail(std::string error) {
+  absl::MutexLock lock(&mu_);
+  if (!error_) error_ = std::move(error);
+}
+
+std::optional<int64_t> StreamProbe::FirstArrivalAtOrAfter(int64_t revision) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [arrival, carried] : arrivals_) {
+    if (carried >= revision) return arrival;
+  }
+  return std::nullopt;
+}
+
+int64_t StreamProbe::newest_revision() const {
+  absl::MutexLock lock(&mu_);
+  return newest_;
+}
+
+std::optional<std::string> StreamProbe::error() const {
+  absl::MutexLock lock(&mu_);
+  return error_;
+}
+
+bool Subscriber::WaitDone(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&done_), timeout);
+}
+
+void Subscriber::MarkDone() {
+  absl::MutexLock lock(&mu_);
+  done_ = true;
+}
+
+std::string FanoutPayload(const std::string& environment, int sequence) {
+  return FanoutResource(environment, sequence).SerializeAsString();
+}
+
+std::unique_ptr<FanoutTarget> MeridianTarget(std::shared_ptr<grpc::Channel> write_channel,
+                                             std::string environment, std::string run_id) {
+  return std::make_unique<MeridianFanout>(std::move(write_channel), std::move(environment),
+                                          std::move(run_id));
+}
+
+std::unique_ptr<FanoutTarget> EtcdTarget(std::shared_ptr<grpc::Channel> write_channel) {
+  return std::make_unique<EtcdFanout>(std::move(write_channel));
+}
+
+std::unique_ptr<FanoutTarget> BareTarget(std::shared_ptr<grpc::Channel> write_channel) {
+  return std::make_unique<BareFanout>(std::move(write_channel));
+}
+
+}  // namespace meridian::bench

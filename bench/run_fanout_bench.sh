@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Runs the fan-out benchmark: for each N, fresh meridian-cp, etcd 3.4 and bare gRPC broadcast
+# servers on free loopback ports (one throwaway PostgreSQL for the whole run), then
+# meridian_fanout_load against the three in turn, then the comparison table. Servers are
+# restarted per N so each N's "RSS before" is a clean baseline. Everything is torn down on exit.
+#
+#   bench/run_fanout_bench.sh [meridian_fanout_load flags...]   e.g. --writes 40
+#
+# Builds nothing: expects a build tree from scripts/run (build/) or at $BUILD_DIR.
+# Env: BUILD_DIR         build tree holding controlplane/meridian-cp and bench/meridian_fanout_load
+#      ETCD              etcd binary (default: etcd on PATH, Debian's etcd-server)
+#      STREAMS           the N to measure (default "1000 5000 10000")
+#      CONNECTIONS       TCP connections the N streams share, per system (default 100)
+#      WAIT_LOAD_BELOW   before each N, wait until the 1-minute load average is below this
+#                        (default: do not wait); at most WAIT_LOAD_SECONDS (default 1200)
+#      RESULTS           keep the results file here (default: a temp file, printed at the end)
+# shellcheck source-path=SCRIPTDIR/..
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/postgres.sh
+source "${root}/scripts/lib/postgres.sh"
+
+build_dir="${BUILD_DIR:-${root}/build}"
+cp_binary="${build_dir}/controlplane/meridian-cp"
+load_binary="${build_dir}/bench/meridian_fanout_load"
+bare_binary="${build_dir}/bench/meridian_bare_broadcast_server"
+etcd_binary="${ETCD:-$(command -v etcd || true)}"
+streams_list="${STREAMS:-1000 5000 10000}"
+connections="${CONNECTIONS:-100}"
+wait_load_below="${WAIT_LOAD_BELOW:-}"
+wait_load_seconds="${WAIT_LOAD_SECONDS:-1200}"
+for binary in "${cp_binary}" "${load_binary}" "${bare_binary}"; do
+  if [[ ! -x "${binary}" ]]; then
+    echo "run_fanout_bench: ${binary} is missing; build first (scripts/run, or set BUILD_DIR)" >&2
+    exit 1
+  fi
+done
+if [[ -z "${etcd_binary}" || ! -x "${etcd_binary}" ]]; then
+  echo "run_fanout_bench: etcd not found (apt-get install etcd-server, or set ETCD)" >&2
+  exit 1
+fi
+
+# 10,000 streams over 100 connections need few descriptors, but more connections do.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+ulimit -n 65536 2>/dev/null || true
+
+# A port nothing listens on right now (racy by nature; used at once), below the kernel's
+# ephemeral range (32768+) so no outgoing connection holds it.
+free_port() {
+  local port
+  for _ in $(seq 1 200); do
+    port=$((20000 + RANDOM % 12000))
+    if ! (echo >"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
+      echo "${port}"
+      return 0
+    fi
+  done
+  echo "run_fanout_bench: no free port found" >&2
+  return 1
+}
+
+# wait_for SECONDS PID WHAT LOG COMMAND...: polls COMMAND until it succeeds, bounded; gives up
+# early if the server PID has exited.
+wait_for() {
+  local seconds="$1" pid="$2" what="$3" log="$4" i
+  shift 4
+  for ((i = 0; i < seconds * 5; i++)); do
+    if "$@" >/dev/null 2>&1; then
+      return 0
+    fi
+    kill -0 "${pid}" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "run_fanout_bench: ${what} not ready after ${seconds}s or exited; last log lines:" >&2
+  tail -n 30 "${log}" >&2 || true
+  return 1
+}
+
+port_open() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+load_average() { cut -d ' ' -f 1 /proc/loadavg; }
+
+# wait_for_quiet_machine: bounded wait until the 1-minute load is below WAIT_LOAD_BELOW.
+wait_for_quiet_machine() {
+  [[ -n "${wait_load_below}" ]] || return 0
+  local waited=0
+  while awk -v load="$(load_average)" -v limit="${wait_load_below}" 'BEGIN { exit !(load >= limit) }'; do
+    if ((waited >= wait_load_seconds)); then
+      echo "run_fanout_bench: load still $(load_average) after ${waited}s; measuring anyway" >&2
+      return 0
+    fi
+    sleep 15
+    waited=$((waited + 15))
+  done
+  echo "run_fanout_bench: load $(load_average) after waiting ${waited}s" >&2
+}
+
+work_dir="$(mktemp -d -t meridian-fanout-bench.XXXXXX)"
+# The postgres OS user (when running as root) must reach the data dir below.
+chmod 755 "${work_dir}"
+pg_data="${work_dir}/postgres"
+results="${RESULTS:-${work_dir}/results.tsv}"
+cp_pid=""
+etcd_pid=""
+bare_pid=""
+
+stop_pid() {
+  local pid="$1"
+  if [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null; then
+    kill -TERM "${pid}" 2>/dev/null || true
+    # Bounded: a server that ignores SIGTERM for 20 s is killed.
+    for _ in $(seq 1 100); do
+      kill -0 "${pid}" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -KILL "${pid}" 2>/dev/null || true
+    wait "${pid}" 2>/dev/null || true
+  fi
+}
+
+stop_servers() {
+  stop_pid "${cp_pid}"
+  stop_pid "${etcd_pid}"
+  stop_pid "${bare_pid}"
+  cp_pid="" etcd_pid="" bare_pid=""
+}
+
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+tear_down() {
+  stop_servers
+  meridian_pg_stop "${pg_data}" || true
+  rm -rf "${work_dir}"
+}
+trap tear_down EXIT
+trap 'exit 130' INT TERM
+
+pg_port="$(free_port)"
+meridian_pg_start "${pg_data}" "${pg_port}"
+meridian_pg_create_db "${pg_port}" meridian
+database_url="$(meridian_pg_url "${pg_port}" meridian)"
+
+for streams in ${streams_list}; do
+  wait_for_quiet_machine
+
+  etcd_port="$(free_port)"
+  etcd_peer_port="$(free_port)"
+  etcd_url="http://127.0.0.1:${etcd_port}"
+  etcd_peer_url="http://127.0.0.1:${etcd_peer_port}"
+  rm -rf "${work_dir}/etcd"
+  echo "etcd: starting on 127.0.0.1:${etcd_port} ($("${etcd_binary}" --version | head -n 1))" >&2
+  "${etcd_binary}" --name bench --data-dir "${work_dir}/etcd" \
+    --listen-client-urls "${etcd_url}" --advertise-client-urls "${etcd_url}" \
+    --listen-peer-urls "${etcd_peer_url}" --initial-advertise-peer-urls "${etcd_peer_url}" \
+    --initial-cluster "bench=${etcd_peer_url}" \
+    >"${work_dir}/etcd.log" 2>&1 &
+  etcd_pid=$!
+  wait_for 30 "${etcd_pid}" etcd "${work_dir}/etcd.log" curl -fsS --max-time 1 "${etcd_url}/health"
+
+  bare_port="$(free_port)"
+  echo "bare broadcast server: starting on 127.0.0.1:${bare_port}" >&2
+  "${bare_binary}" --address 127.0.0.1 --port "${bare_port}" >"${work_dir}/bare.log" 2>&1 &
+  bare_pid=$!
+  wait_for 30 "${bare_pid}" "bare broadcast server" "${work_dir}/bare.log" port_open "${bare_port}"
+
+  grpc_port="$(free_port)"
+  http_port="$(free_port)"
+  echo "meridian-cp: starting on 127.0.0.1 grpc ${grpc_port} http ${http_port}" >&2
+  "${cp_binary}" --database-url "${database_url}" --bind-address 127.0.0.1 \
+    --grpc-port "${grpc_port}" --http-port "${http_port}" \
+    --max-xds-streams $((streams * 2 + 1000)) >"${work_dir}/meridian-cp.log" 2>&1 &
+  cp_pid=$!
+  wait_for 60 "${cp_pid}" meridian-cp "${work_dir}/meridian-cp.log" \
+    curl -fsS --max-time 1 "http://127.0.0.1:${http_port}/readyz"
+
+  echo "== N=${streams}, ${connections} connections, load $(load_average) ==" >&2
+  "${load_binary}" --streams "${streams}" --connections "${connections}" \
+    --meridian "127.0.0.1:${grpc_port}" --meridian-pid "${cp_pid}" \
+    --etcd "127.0.0.1:${etcd_port}" --etcd-pid "${etcd_pid}" \
+    --bare "127.0.0.1:${bare_port}" --bare-pid "${bare_pid}" \
+    --results "${results}" "$@"
+  stop_servers
+done
+
+echo
+echo "Fan-out benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cores, $(uname -sr)"
+echo "load average now: $(cut -d ' ' -f 1-3 /proc/loadavg)"
+"${load_binary}" --summarize "${results}"
