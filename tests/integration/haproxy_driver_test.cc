@@ -20,6 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
+#include "tests/support/http_test_backend.h"
 #include "tests/support/proxy_snapshot_builders.h"
 #include "tests/support/self_signed_cert.h"
 
@@ -27,6 +28,8 @@ namespace meridian::agent::haproxy {
 namespace {
 
 using ::meridian::testing::AddEndpoint;
+using ::meridian::testing::Reply;
+using ::meridian::testing::TestBackend;
 using ::meridian::testing::AddRoute;
 using ::meridian::testing::AddService;
 using ::testing::HasSubstr;
@@ -44,42 +47,6 @@ int FreePort() {
   close(fd);
   return ntohs(address.sin_port);
 }
-
-// An HTTP server on 127.0.0.1 that answers every GET with its name, or 500 once failing.
-class TestBackend {
- public:
-  explicit TestBackend(std::string name) : name_(std::move(name)) {
-    server_.Get(".*", [this](const httplib::Request&, httplib::Response& response) {
-      if (failing_) {
-        response.status = 500;
-        response.set_content("failing " + name_, "text/plain");
-        return;
-      }
-      response.set_content(name_, "text/plain");
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-  }
-  ~TestBackend() {
-    server_.stop();
-    thread_.join();
-  }
-
-  int port() const { return port_; }
-  void set_failing(bool failing) { failing_ = failing; }
-
- private:
-  std::string name_;
-  httplib::Server server_;
-  int port_ = 0;
-  std::atomic<bool> failing_{false};
-  std::thread thread_;
-};
-
-struct Reply {
-  int status = 0;  // 0: no response
-  std::string body;
-};
 
 class HaproxyDriverTest : public ::testing::Test {
  protected:
