@@ -14,6 +14,7 @@
 #      WAIT_LOAD_BELOW   before each N, wait until the 1-minute load average is below this
 #                        (default: do not wait); at most WAIT_LOAD_SECONDS (default 1200)
 #      RESULTS           keep the results file here (default: a temp file, printed at the end)
+#      CP_FLAGS          extra meridian-cp flags (e.g. "--xds-threads 4")
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 
@@ -167,7 +168,7 @@ for streams in ${streams_list}; do
   echo "meridian-cp: starting on 127.0.0.1 grpc ${grpc_port} http ${http_port}" >&2
   "${cp_binary}" --database-url "${database_url}" --bind-address 127.0.0.1 \
     --grpc-port "${grpc_port}" --http-port "${http_port}" \
-    --max-xds-streams $((streams * 2 + 1000)) >"${work_dir}/meridian-cp.log" 2>&1 &
+    --max-xds-streams $((streams * 2 + 1000)) ${CP_FLAGS:-} >"${work_dir}/meridian-cp.log" 2>&1 &
   cp_pid=$!
   wait_for 60 "${cp_pid}" meridian-cp "${work_dir}/meridian-cp.log" \
     curl -fsS --max-time 1 "http://127.0.0.1:${http_port}/readyz"

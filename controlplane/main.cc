@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
   app.add_option("--xds-debounce-ms", xds_debounce_ms, "batch revisions arriving this close together")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_option("--xds-threads", options.xds_threads,
+                 "threads (each with its own completion queue) serving xDS streams; 0 = one per core")
+      ->capture_default_str();
   app.add_option("--replica-id", options.replica_id, "name of this replica (default hostname-pid)");
   CLI11_PARSE(app, argc, argv);
   options.xds_debounce = absl::Milliseconds(xds_debounce_ms);

@@ -1,5 +1,6 @@
 #include "controlplane/convergence/node_registry.h"
 
+#include "absl/hash/hash.h"
 #include "spdlog/spdlog.h"
 
 namespace meridian::convergence {
@@ -16,10 +17,13 @@ void NodeRegistry::Stop() {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
     stopping_ = true;
-    for (auto& [id, node] : nodes_) {
+  }
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (auto& [id, node] : shard.nodes) {
       node.streams.clear();
       node.record.streams = 0;
-      node.dirty = true;
+      MarkDirty(node, Dirty::kState);
     }
   }
   if (flusher_.joinable()) flusher_.join();
@@ -28,65 +32,89 @@ void NodeRegistry::Stop() {
   }
 }
 
-NodeRegistry::Node& NodeRegistry::Touch(const xds::NodeIdentity& identity) {
-  Node& node = nodes_[identity.id];
-  node.record.identity = identity;
-  node.record.replica = options_.replica_id;
-  node.record.last_seen = options_.now();
-  node.dirty = true;
-  return node;
+NodeRegistry::Shard& NodeRegistry::ShardOf(const std::string& node_id) {
+  return shards_[absl::HashOf(node_id) % kShards];
+}
+
+void NodeRegistry::MarkDirty(Node& node, Dirty dirty) {
+  if (dirty > node.dirty) node.dirty = dirty;
 }
 
 void NodeRegistry::StreamOpened(const xds::NodeIdentity& identity, uint64_t stream_id) {
-  absl::MutexLock lock(&mu_);
-  Node& node = Touch(identity);
-  if (node.streams.empty()) node.record.connected_since = options_.now();
+  Shard& shard = ShardOf(identity.id);
+  absl::MutexLock lock(&shard.mu);
+  Node& node = shard.nodes[identity.id];
+  node.record.identity = identity;
+  node.record.replica = options_.replica_id;
+  node.record.last_seen = options_.now();
+  if (node.streams.empty()) node.record.connected_since = node.record.last_seen;
   node.streams.insert(stream_id);
   node.record.streams = static_cast<int>(node.streams.size());
+  MarkDirty(node, Dirty::kState);
 }
 
 void NodeRegistry::StreamClosed(const xds::NodeIdentity& identity, uint64_t stream_id) {
-  absl::MutexLock lock(&mu_);
-  Node& node = Touch(identity);
+  Shard& shard = ShardOf(identity.id);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.nodes.find(identity.id);
+  if (it == shard.nodes.end()) return;
+  Node& node = it->second;
   node.streams.erase(stream_id);
   node.record.streams = static_cast<int>(node.streams.size());
+  node.record.last_seen = options_.now();
+  MarkDirty(node, Dirty::kState);
 }
 
 void NodeRegistry::Sent(const xds::NodeIdentity& identity, int64_t revision) {
-  absl::MutexLock lock(&mu_);
-  Node& node = Touch(identity);
-  node.record.last_sent_revision = std::max(node.record.last_sent_revision, revision);
+  Shard& shard = ShardOf(identity.id);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.nodes.find(identity.id);
+  if (it == shard.nodes.end() || it->second.record.last_sent_revision >= revision) return;
+  it->second.record.last_sent_revision = revision;
+  MarkDirty(it->second, Dirty::kProgress);
 }
 
 void NodeRegistry::Synced(const xds::NodeIdentity& identity, int64_t revision) {
-  absl::MutexLock lock(&mu_);
-  Node& node = Touch(identity);
-  node.record.applied_revision = std::max(node.record.applied_revision, revision);
+  Shard& shard = ShardOf(identity.id);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.nodes.find(identity.id);
+  if (it == shard.nodes.end()) return;
+  Node& node = it->second;
+  node.record.last_seen = options_.now();
+  if (node.record.applied_revision >= revision) return;
+  node.record.applied_revision = revision;
+  MarkDirty(node, Dirty::kProgress);
 }
 
 void NodeRegistry::Nacked(const xds::NodeIdentity& identity, const std::string& type_url,
                           int64_t revision, const std::string& error) {
-  absl::MutexLock lock(&mu_);
-  Node& node = Touch(identity);
+  Shard& shard = ShardOf(identity.id);
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.nodes.find(identity.id);
+  if (it == shard.nodes.end()) return;
+  Node& node = it->second;
+  node.record.last_seen = options_.now();
   node.record.nacked_revision = revision;
   node.record.nack_type_url = type_url;
   node.record.nack_error = error;
+  MarkDirty(node, Dirty::kState);
 }
 
-absl::Status NodeRegistry::Flush() {
+absl::Status NodeRegistry::FlushChanges(bool include_progress) {
   absl::MutexLock flush_lock(&flush_mu_);
+  const Dirty threshold = include_progress ? Dirty::kProgress : Dirty::kState;
   std::vector<NodeRecord> batch;
-  {
-    absl::MutexLock lock(&mu_);
-    for (auto it = nodes_.begin(); it != nodes_.end();) {
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (auto it = shard.nodes.begin(); it != shard.nodes.end();) {
       Node& node = it->second;
-      if (node.dirty) {
+      if (node.dirty >= threshold) {
         batch.push_back(node.record);
-        node.dirty = false;
+        node.dirty = Dirty::kClean;
       }
       // A node with no stream here is written once more (as disconnected), then forgotten.
-      if (node.streams.empty()) {
-        nodes_.erase(it++);
+      if (node.streams.empty() && node.dirty == Dirty::kClean) {
+        shard.nodes.erase(it++);
       } else {
         ++it;
       }
@@ -95,11 +123,12 @@ absl::Status NodeRegistry::Flush() {
   absl::Status status = store_.Upsert(batch);
   if (!status.ok()) {
     // Keep them for the next attempt (the database may be restarting).
-    absl::MutexLock lock(&mu_);
     for (NodeRecord& record : batch) {
-      auto [it, inserted] = nodes_.try_emplace(record.identity.id);
+      Shard& shard = ShardOf(record.identity.id);
+      absl::MutexLock lock(&shard.mu);
+      auto [it, inserted] = shard.nodes.try_emplace(record.identity.id);
       if (inserted) it->second.record = std::move(record);
-      it->second.dirty = true;
+      MarkDirty(it->second, Dirty::kState);
     }
   }
   return status;
@@ -107,20 +136,27 @@ absl::Status NodeRegistry::Flush() {
 
 void NodeRegistry::FlushLoop() {
   absl::Time next_heartbeat = options_.now() + options_.heartbeat_interval;
+  absl::Time next_progress = options_.now() + options_.progress_flush_interval;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.flush_interval);
       if (stopping_) return;
-      if (options_.now() >= next_heartbeat) {
-        for (auto& [id, node] : nodes_) {
-          node.record.last_seen = options_.now();
-          node.dirty = true;
-        }
-        next_heartbeat = options_.now() + options_.heartbeat_interval;
-      }
     }
-    if (absl::Status status = Flush(); !status.ok()) {
+    const absl::Time now = options_.now();
+    if (now >= next_heartbeat) {
+      for (Shard& shard : shards_) {
+        absl::MutexLock lock(&shard.mu);
+        for (auto& [id, node] : shard.nodes) {
+          node.record.last_seen = now;
+          MarkDirty(node, Dirty::kState);
+        }
+      }
+      next_heartbeat = now + options_.heartbeat_interval;
+    }
+    const bool include_progress = now >= next_progress;
+    if (include_progress) next_progress = now + options_.progress_flush_interval;
+    if (absl::Status status = FlushChanges(include_progress); !status.ok()) {
       spdlog::debug("node status flush failed: {}", status.ToString());
     }
   }

@@ -55,8 +55,7 @@ absl::Status ControlPlane::StartServices() {
   convergence_ = std::make_unique<convergence::ConvergenceTracker>(*node_store_, *node_registry_);
   xds_ = std::make_unique<xds::XdsServer>(
       *store_, *feed_, *node_registry_,
-      xds::XdsServerOptions{options_.max_xds_streams, options_.xds_debounce});
-  MERIDIAN_RETURN_IF_ERROR(xds_->Start());
+      xds::XdsServerOptions{options_.max_xds_streams, options_.xds_debounce, options_.xds_threads});
 
   grpc_service_ = std::make_unique<api::ConfigGrpcService>(*store_, *feed_);
   convergence_service_ = std::make_unique<api::ConvergenceGrpcService>(*convergence_);
@@ -65,7 +64,7 @@ absl::Status ControlPlane::StartServices() {
   builder.RegisterService(grpc_service_.get());
   builder.RegisterService(convergence_service_.get());
   // Every method the typed services do not know goes to the generic ADS handler.
-  builder.RegisterCallbackGenericService(xds_.get());
+  xds_->AddTo(builder);
   builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
   builder.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
   grpc_server_ = builder.BuildAndStart();
@@ -73,6 +72,7 @@ absl::Status ControlPlane::StartServices() {
     return absl::UnavailableError(
         absl::StrCat("cannot listen for gRPC on ", options_.grpc_address));
   }
+  MERIDIAN_RETURN_IF_ERROR(xds_->Start());
 
   api::RestServer::Options rest_options;
   rest_options.host = options_.http_host;
@@ -105,6 +105,7 @@ void ControlPlane::Shutdown() {
   if (grpc_server_ != nullptr) {
     grpc_service_->StopWatches();
     grpc_server_->Shutdown(std::chrono::system_clock::now() + kGrpcShutdownGrace);
+    xds_->Drain();
   }
   if (rest_ != nullptr) rest_->Stop();
   if (node_registry_ != nullptr) node_registry_->Stop();

@@ -34,6 +34,7 @@ struct ControlPlaneOptions {
   std::string replica_id;  // empty = hostname-pid
   size_t max_xds_streams = 20000;
   absl::Duration xds_debounce = absl::Milliseconds(2);
+  size_t xds_threads = 0;  // completion-queue threads serving xDS streams (0: one per core)
 };
 
 // meridian-cp: the config store on PostgreSQL, its change feed, the gRPC and REST APIs over

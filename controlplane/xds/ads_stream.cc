@@ -27,9 +27,8 @@ bool ParseByteBuffer(const grpc::ByteBuffer& buffer, google::protobuf::Message& 
   return message.ParseFromString(bytes);
 }
 
-AdsStream::AdsStream(StreamContext context, uint64_t id) : context_(context), id_(id) {
-  StartRead(&read_buffer_);
-}
+AdsStream::AdsStream(std::unique_ptr<AsyncCall> call, StreamContext context, uint64_t id)
+    : AsyncBidiReactor(std::move(call)), context_(context), id_(id) {}
 
 AdsStream::~AdsStream() = default;
 

@@ -9,12 +9,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "controlplane/xds/async_call.h"
 #include "controlplane/xds/node_tracker.h"
 #include "controlplane/xds/resource_index.h"
 #include "envoy/config/core/v3/base.pb.h"
-#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/support/byte_buffer.h"
-#include "grpcpp/support/server_callback.h"
 
 namespace meridian::xds {
 
@@ -36,16 +35,18 @@ struct StreamContext {
   StreamRegistry& registry;
 };
 
-// One ADS stream (callback API, raw bytes so shared serialized resources are written without
-// re-encoding). Owns the protocol-independent parts: node identity and scoping, one write in
+// One ADS stream (raw bytes, so shared serialized resources are written without re-encoding). Owns the protocol-independent parts: node identity and scoping, one write in
 // flight, finish and teardown, and "synced" bookkeeping for convergence. Subclasses implement
 // state-of-the-world or delta. An idle stream costs memory, never a thread.
 // Thread-safety: reactions and fan-out calls may arrive concurrently; state is under mu_.
-class AdsStream : public grpc::ServerGenericBidiReactor {
+class AdsStream : public AsyncBidiReactor {
  public:
-  AdsStream(StreamContext context, uint64_t id);
+  AdsStream(std::unique_ptr<AsyncCall> call, StreamContext context, uint64_t id);
   ~AdsStream() override;
 
+  // Starts reading requests. Called once the object is fully constructed: a completion may
+  // arrive on another thread at once.
+  void Begin() { StartRead(&read_buffer_); }
   // Fan-out: a revision touched these (type, names) in this stream's environment.
   void OnRevision(int64_t revision, const std::vector<const IndexChange*>& changes);
   // Server shutdown: finish the RPC so the client reconnects to another replica.
@@ -103,13 +104,6 @@ class AdsStream : public grpc::ServerGenericBidiReactor {
   // synced until a later response of that type is accepted.
   absl::flat_hash_map<std::string, int64_t> rejected_ ABSL_GUARDED_BY(mu_);
   uint64_t nonce_counter_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
-// Finishes a stream at once with `status` (stream limit reached, unknown method).
-class RejectingReactor : public grpc::ServerGenericBidiReactor {
- public:
-  explicit RejectingReactor(const grpc::Status& status) { Finish(status); }
-  void OnDone() override { delete this; }
 };
 
 // Reads the bytes of a request into `message`.

@@ -16,9 +16,20 @@ constexpr size_t kMaxRevisionsPerPush = 1024;
 
 XdsServer::XdsServer(store::ConfigStore& store, store::ChangeFeed& feed, NodeTracker& tracker,
                      XdsServerOptions options)
-    : store_(store), feed_(feed), tracker_(tracker), options_(options) {}
+    : store_(store),
+      feed_(feed),
+      tracker_(tracker),
+      options_(options),
+      queues_(options.threads > 0 ? options.threads
+                                  : std::max(2u, std::thread::hardware_concurrency()),
+              [this](std::unique_ptr<AsyncCall> call) { Accept(std::move(call)); }) {}
 
-XdsServer::~XdsServer() { Stop(); }
+XdsServer::~XdsServer() {
+  Stop();
+  Drain();
+}
+
+void XdsServer::AddTo(grpc::ServerBuilder& builder) { queues_.AddTo(builder); }
 
 absl::Status XdsServer::Start() {
   auto snapshot = store_.Snapshot();
@@ -26,6 +37,7 @@ absl::Status XdsServer::Start() {
   index_.Reset(*snapshot);
   accepting_ = true;
   follower_ = std::thread([this] { FollowLoop(); });
+  queues_.Start();
   spdlog::info("xds: serving {} resources at revision {}", snapshot->resources.size(),
                snapshot->revision);
   return absl::OkStatus();
@@ -45,27 +57,34 @@ void XdsServer::Stop() {
   if (follower_.joinable()) follower_.join();
 }
 
-grpc::ServerGenericBidiReactor* XdsServer::CreateReactor(
-    grpc::GenericCallbackServerContext* context) {
-  const bool delta = context->method() == kDeltaMethod;
-  if (!delta && context->method() != kSotwMethod) {
-    return new RejectingReactor(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                                             "unknown method " + context->method()));
+void XdsServer::Drain() { queues_.Drain(); }
+
+void XdsServer::Accept(std::unique_ptr<AsyncCall> call) {
+  const std::string method = call->context.method();
+  const bool delta = method == kDeltaMethod;
+  if (!delta && method != kSotwMethod) {
+    new RejectingReactor(std::move(call), grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                                       "unknown method " + method));
+    return;
   }
   if (!accepting_) {
-    return new RejectingReactor(
-        grpc::Status(grpc::StatusCode::UNAVAILABLE, "meridian-cp is not serving xDS"));
+    new RejectingReactor(std::move(call), grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                                       "meridian-cp is not serving xDS"));
+    return;
   }
   if (stream_count_.fetch_add(1) >= options_.max_streams) {
     stream_count_.fetch_sub(1);
-    return new RejectingReactor(grpc::Status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        "this meridian-cp replica is at its stream limit; connect to another replica"));
+    new RejectingReactor(
+        std::move(call),
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     "this meridian-cp replica is at its stream limit; connect to another replica"));
+    return;
   }
   StreamContext stream_context{index_, tracker_, *this};
   const uint64_t id = next_stream_id_.fetch_add(1);
-  if (delta) return new DeltaAdsStream(stream_context, id);
-  return new SotwAdsStream(stream_context, id);
+  AdsStream* stream = delta ? static_cast<AdsStream*>(new DeltaAdsStream(std::move(call), stream_context, id))
+                            : new SotwAdsStream(std::move(call), stream_context, id);
+  stream->Begin();
 }
 
 void XdsServer::Register(AdsStream* stream, const std::string& environment) {

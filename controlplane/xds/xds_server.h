@@ -12,9 +12,10 @@
 #include "absl/time/time.h"
 #include "controlplane/store/change_feed.h"
 #include "controlplane/xds/ads_stream.h"
+#include "controlplane/xds/async_call.h"
 #include "controlplane/xds/node_tracker.h"
 #include "controlplane/xds/resource_index.h"
-#include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/server_builder.h"
 
 namespace meridian::xds {
 
@@ -23,23 +24,32 @@ struct XdsServerOptions {
   size_t max_streams = 20000;
   // After a revision arrives, wait this long for more before pushing (bursts → few pushes).
   absl::Duration debounce = absl::Milliseconds(2);
+  // Completion queues, each with one thread, that serve the streams (0: one per core, at
+  // least 2). Idle streams cost no thread.
+  size_t threads = 0;
 };
 
 // The ADS endpoint (envoy.service.discovery.v3.AggregatedDiscoveryService, state-of-the-world
-// and delta) as a generic callback service, so responses are spliced from shared bytes.
-// Follows the change feed: each revision is applied to the ResourceIndex once and fanned out
-// to the streams of the environments it touched. Thread-safe.
-class XdsServer : public grpc::CallbackGenericService, private StreamRegistry {
+// and delta) as a generic async service (async_call.h), so responses are spliced from shared
+// bytes. Follows the change feed: each revision is applied to the ResourceIndex once and
+// fanned out to the streams of the environments it touched. Thread-safe.
+// Lifecycle: AddTo(builder), build the grpc::Server, Start(); on shutdown Stop(), the
+// server's Shutdown, then Drain().
+class XdsServer : private StreamRegistry {
  public:
   XdsServer(store::ConfigStore& store, store::ChangeFeed& feed, NodeTracker& tracker,
             XdsServerOptions options);
   ~XdsServer() override;
 
-  // Loads the current state and starts following the change feed.
+  // Registers the ADS methods (as the server's generic service) and their queues.
+  void AddTo(grpc::ServerBuilder& builder);
+  // Loads the current state, starts following the change feed and accepting streams.
   absl::Status Start();
   // Refuses new streams and finishes open ones with UNAVAILABLE so clients reconnect
   // elsewhere; then stops following. Call before shutting the gRPC server down.
   void Stop();
+  // Stops the queue threads. Call after the gRPC server has shut down.
+  void Drain();
 
   size_t stream_count() const { return stream_count_.load(); }
   int64_t revision() const { return index_.revision(); }
@@ -50,7 +60,7 @@ class XdsServer : public grpc::CallbackGenericService, private StreamRegistry {
       "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
  private:
-  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* context) override;
+  void Accept(std::unique_ptr<AsyncCall> call);
   void Register(AdsStream* stream, const std::string& environment) override;
   void Unregister(AdsStream* stream, const std::string& environment) override;
 
@@ -71,6 +81,7 @@ class XdsServer : public grpc::CallbackGenericService, private StreamRegistry {
   absl::flat_hash_map<std::string, absl::flat_hash_set<AdsStream*>> streams_by_environment_
       ABSL_GUARDED_BY(streams_mu_);
   std::thread follower_;
+  AsyncCallQueues queues_;
 };
 
 }  // namespace meridian::xds

@@ -38,17 +38,18 @@ class ConvergenceTest : public ::testing::Test {
     registry_->Start();
     tracker_ = std::make_unique<ConvergenceTracker>(*node_store_, *registry_);
     xds_ = std::make_unique<xds::XdsServer>(*store_, *feed_, *registry_, xds::XdsServerOptions{});
-    ASSERT_TRUE(xds_->Start().ok());
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterCallbackGenericService(xds_.get());
+    xds_->AddTo(builder);
     server_ = builder.BuildAndStart();
+    ASSERT_TRUE(xds_->Start().ok());
     stub_ = AggregatedDiscoveryService::NewStub(grpc::CreateChannel(
         "127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials()));
   }
   void TearDown() override {
     xds_->Stop();
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    xds_->Drain();
     registry_->Stop();
     feed_->Stop();
   }

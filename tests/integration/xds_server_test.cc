@@ -81,11 +81,11 @@ struct Replica {
         *store, store::ChangeFeed::Options{url, absl::Milliseconds(500), 1024});
     EXPECT_TRUE(feed->Start().ok());
     xds = std::make_unique<XdsServer>(*store, *feed, tracker, options);
-    EXPECT_TRUE(xds->Start().ok());
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterCallbackGenericService(xds.get());
+    xds->AddTo(builder);
     server = builder.BuildAndStart();
+    EXPECT_TRUE(xds->Start().ok());
     channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
                                   grpc::InsecureChannelCredentials());
     stub = AggregatedDiscoveryService::NewStub(channel);
@@ -93,6 +93,7 @@ struct Replica {
   ~Replica() {
     xds->Stop();
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    xds->Drain();
     feed->Stop();
   }
 
