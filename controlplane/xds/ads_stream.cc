@@ -17,6 +17,11 @@ std::string MetadataString(const envoy::config::core::v3::Node& node, const std:
 }  // namespace
 
 bool ParseByteBuffer(const grpc::ByteBuffer& buffer, google::protobuf::Message& message) {
+  // Requests (ACKs above all) are small and nearly always one slice: parse it in place.
+  grpc::Slice single;
+  if (buffer.TrySingleSlice(&single).ok()) {
+    return message.ParseFromArray(single.begin(), static_cast<int>(single.size()));
+  }
   std::vector<grpc::Slice> slices;
   if (!buffer.Dump(&slices).ok()) return false;
   std::string bytes;
@@ -87,14 +92,30 @@ void AdsStream::UpdateSynced() {
   context_.tracker.Synced(node_, synced_revision_);
 }
 
-void AdsStream::OnRevision(int64_t revision, const std::vector<const IndexChange*>& changes) {
+void AdsStream::OnRevision(int64_t base_revision, int64_t revision,
+                           const std::vector<const IndexChange*>& changes) {
+  Next next = Next::kNothing;
+  grpc::Status finish;
   {
     absl::MutexLock lock(&mu_);
     if (finished_ || finish_status_) return;
+    const grpc::ByteBuffer* shared = nullptr;
+    if (!write_in_flight_ && seen_revision_ == base_revision) {
+      shared = TakeSharedResponse(revision, changes);
+    }
     seen_revision_ = std::max(seen_revision_, revision);
-    for (const IndexChange* change : changes) MarkChanged(*change);
+    if (shared != nullptr) {
+      write_buffer_ = *shared;  // a reference, not a copy of the bytes
+      write_in_flight_ = true;
+      next = Next::kWrite;
+    } else {
+      for (const IndexChange* change : changes) MarkChanged(*change);
+      next = PrepareNext(finish);
+    }
   }
-  WriteOrFinish();
+  // Outside the lock: gRPC may run reactions inline.
+  if (next == Next::kWrite) StartWrite(&write_buffer_);
+  if (next == Next::kFinish) Finish(finish);
 }
 
 void AdsStream::Shutdown(const grpc::Status& status) {
@@ -152,26 +173,33 @@ void AdsStream::OnWriteDone(bool ok) {
   WriteOrFinish();
 }
 
+AdsStream::Next AdsStream::PrepareNext(grpc::Status& finish) {
+  if (finished_ || write_in_flight_) return Next::kNothing;
+  Next next = Next::kNothing;
+  if (finish_status_) {
+    finished_ = true;
+    finish = *finish_status_;
+    next = Next::kFinish;
+  } else if (std::optional<std::string> response = NextResponse()) {
+    grpc::Slice slice(*response);
+    write_buffer_ = grpc::ByteBuffer(&slice, 1);
+    write_in_flight_ = true;
+    next = Next::kWrite;
+  }
+  UpdateSynced();
+  return next;
+}
+
 void AdsStream::WriteOrFinish() {
-  std::optional<grpc::Status> finish;
-  bool write = false;
+  Next next = Next::kNothing;
+  grpc::Status finish;
   {
     absl::MutexLock lock(&mu_);
-    if (finished_ || write_in_flight_) return;
-    if (finish_status_) {
-      finished_ = true;
-      finish = *finish_status_;
-    } else if (std::optional<std::string> response = NextResponse()) {
-      grpc::Slice slice(*response);
-      write_buffer_ = grpc::ByteBuffer(&slice, 1);
-      write_in_flight_ = true;
-      write = true;
-    }
-    UpdateSynced();
+    next = PrepareNext(finish);
   }
   // Outside the lock: gRPC may run reactions inline.
-  if (finish) Finish(*finish);
-  if (write) StartWrite(&write_buffer_);
+  if (next == Next::kWrite) StartWrite(&write_buffer_);
+  if (next == Next::kFinish) Finish(finish);
 }
 
 void AdsStream::OnDone() {

@@ -47,8 +47,10 @@ class AdsStream : public AsyncBidiReactor {
   // Starts reading requests. Called once the object is fully constructed: a completion may
   // arrive on another thread at once.
   void Begin() { StartRead(&read_buffer_); }
-  // Fan-out: a revision touched these (type, names) in this stream's environment.
-  void OnRevision(int64_t revision, const std::vector<const IndexChange*>& changes);
+  // Fan-out: the index went from `base_revision` to `revision`, touching these (type, names)
+  // in this stream's environment.
+  void OnRevision(int64_t base_revision, int64_t revision,
+                  const std::vector<const IndexChange*>& changes);
   // Server shutdown: finish the RPC so the client reconnects to another replica.
   void Shutdown(const grpc::Status& status);
 
@@ -67,6 +69,14 @@ class AdsStream : public AsyncBidiReactor {
   virtual void MarkChanged(const IndexChange& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
   // True when nothing is queued and every response sent has been ACKed or NACKed.
   virtual bool Settled() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+  // Fast path for a stream that had taken in exactly the base revision, with nothing else due
+  // and no write in flight: if one of the changes' shared responses is precisely what it
+  // needs, records it as sent and returns it. The default never does.
+  virtual const grpc::ByteBuffer* TakeSharedResponse(int64_t /*revision*/,
+                                                     const std::vector<const IndexChange*>& /*changes*/)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return nullptr;
+  }
 
   // Adopts the node from the first request: sets the scope, registers for fan-out.
   absl::Status IdentifyNode(const envoy::config::core::v3::Node& node)
@@ -90,6 +100,9 @@ class AdsStream : public AsyncBidiReactor {
   void OnWriteDone(bool ok) override;
   void OnDone() override;
   void WriteOrFinish();
+  enum class Next { kNothing, kWrite, kFinish };
+  // Decides what WriteOrFinish does next (preparing write_buffer_ for kWrite).
+  Next PrepareNext(grpc::Status& finish) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateSynced() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const uint64_t id_;

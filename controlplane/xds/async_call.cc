@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "grpcpp/alarm.h"
+
 namespace meridian::xds {
 namespace {
 
@@ -58,12 +60,12 @@ RejectingReactor::RejectingReactor(std::unique_ptr<AsyncCall> call, const grpc::
 // Keeps one call request outstanding on a queue, and another after each arrival.
 class AsyncCallQueues::Acceptor final : public CompletionTag {
  public:
-  Acceptor(AsyncCallQueues& owner, grpc::ServerCompletionQueue* queue)
-      : owner_(owner), queue_(queue) {}
+  Acceptor(AsyncCallQueues& owner, size_t queue_index)
+      : owner_(owner), queue_index_(queue_index), queue_(owner.queues_[queue_index].get()) {}
 
   void Request() {
     call_ = std::make_unique<AsyncCall>();
-    call_->queue = queue_;
+    call_->queue_index = queue_index_;
     owner_.service_.RequestCall(&call_->context, &call_->stream, queue_, queue_, this);
   }
 
@@ -78,9 +80,31 @@ class AsyncCallQueues::Acceptor final : public CompletionTag {
 
  private:
   AsyncCallQueues& owner_;
+  const size_t queue_index_;
   grpc::ServerCompletionQueue* const queue_;
   std::unique_ptr<AsyncCall> call_;
 };
+
+// A task delivered through a queue as an alarm that is already due.
+class AsyncCallQueues::PostedTask final : public CompletionTag {
+ public:
+  PostedTask(grpc::CompletionQueue* queue, std::function<void()> task) : task_(std::move(task)) {
+    alarm_.Set(queue, gpr_now(GPR_CLOCK_MONOTONIC), this);
+  }
+  // Runs even when the alarm was cancelled by a queue shutdown: posters may wait for it.
+  void Run(bool /*ok*/) override {
+    task_();
+    delete this;
+  }
+
+ private:
+  std::function<void()> task_;
+  grpc::Alarm alarm_;
+};
+
+void AsyncCallQueues::Post(size_t index, std::function<void()> task) {
+  new PostedTask(queues_[index].get(), std::move(task));
+}
 
 AsyncCallQueues::AsyncCallQueues(size_t threads, CallHandler on_call)
     : thread_count_(std::max<size_t>(threads, 1)), on_call_(std::move(on_call)) {}
@@ -93,11 +117,10 @@ void AsyncCallQueues::AddTo(grpc::ServerBuilder& builder) {
 }
 
 void AsyncCallQueues::Start() {
-  for (auto& queue : queues_) {
-    for (int i = 0; i < kPendingAcceptsPerQueue; ++i) {
-      (new Acceptor(*this, queue.get()))->Request();
-    }
-    threads_.emplace_back([queue = queue.get()] {
+  for (size_t index = 0; index < queues_.size(); ++index) {
+    for (int i = 0; i < kPendingAcceptsPerQueue; ++i) (new Acceptor(*this, index))->Request();
+    grpc::ServerCompletionQueue* queue = queues_[index].get();
+    threads_.emplace_back([queue] {
       void* tag = nullptr;
       bool ok = false;
       while (queue->Next(&tag, &ok)) static_cast<CompletionTag*>(tag)->Run(ok);

@@ -25,7 +25,7 @@ class CompletionTag {
 struct AsyncCall {
   grpc::GenericServerContext context;
   grpc::GenericServerAsyncReaderWriter stream{&context};
-  grpc::ServerCompletionQueue* queue = nullptr;
+  size_t queue_index = 0;  // of the AsyncCallQueues queue whose thread runs its completions
 };
 
 // A bidirectional generic call driven through a completion queue, with the shape of a
@@ -49,6 +49,7 @@ class AsyncBidiReactor {
   AsyncBidiReactor& operator=(const AsyncBidiReactor&) = delete;
 
   grpc::GenericServerContext& context() { return call_->context; }
+  size_t queue_index() const { return call_->queue_index; }
 
  protected:
   void StartRead(grpc::ByteBuffer* buffer);
@@ -107,8 +108,13 @@ class AsyncCallQueues {
   void Start();
   void Drain();
 
+  size_t size() const { return thread_count_; }
+  // Runs `task` on queue `index`'s thread, between completions. Only between Start and Drain.
+  void Post(size_t index, std::function<void()> task);
+
  private:
   class Acceptor;
+  class PostedTask;
 
   const size_t thread_count_;
   const CallHandler on_call_;

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "controlplane/xds/push_order.h"
 #include "controlplane/xds/response_writer.h"
+#include "controlplane/xds/shared_delta.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
 
 namespace meridian::xds {
@@ -84,8 +85,7 @@ void DeltaAdsStream::MarkChanged(const IndexChange& change) {
   }
 }
 
-bool DeltaAdsStream::Settled() const {
-  if (!unacked_.empty()) return false;
+bool DeltaAdsStream::NothingDue() const {
   for (const auto& [type_url, state] : types_) {
     if (state.all_dirty || !state.dirty.empty() || !state.must_send.empty() ||
         !state.removals.empty()) {
@@ -93,6 +93,42 @@ bool DeltaAdsStream::Settled() const {
     }
   }
   return true;
+}
+
+bool DeltaAdsStream::Settled() const { return unacked_.empty() && NothingDue(); }
+
+const grpc::ByteBuffer* DeltaAdsStream::TakeSharedResponse(
+    int64_t revision, const std::vector<const IndexChange*>& changes) {
+  // Exactly one change of a subscribed type, so one response says everything.
+  const IndexChange* subscribed = nullptr;
+  TypeState* state = nullptr;
+  for (const IndexChange* change : changes) {
+    auto it = types_.find(change->type_url);
+    if (it == types_.end()) continue;
+    if (subscribed != nullptr) return nullptr;
+    subscribed = change;
+    state = &it->second;
+  }
+  if (subscribed == nullptr || subscribed->shared == nullptr || !state->wildcard ||
+      !NothingDue()) {
+    return nullptr;
+  }
+  const SharedDelta& shared = *subscribed->shared;
+  if (state->defers_removals && !shared.removed.empty()) return nullptr;
+  // The client must lack every update and hold every removed name, or the per-stream path
+  // would send something else.
+  for (const auto& [name, version] : shared.updated) {
+    auto held = state->client_versions.find(name);
+    if (held != state->client_versions.end() && held->second == version) return nullptr;
+  }
+  for (const std::string& name : shared.removed) {
+    if (!state->client_versions.contains(name)) return nullptr;
+  }
+  for (const auto& [name, version] : shared.updated) state->client_versions[name] = version;
+  for (const std::string& name : shared.removed) state->client_versions.erase(name);
+  unacked_[shared.nonce] = {shared.type_url, revision};
+  RecordSent(revision);
+  return &shared.response;
 }
 
 std::optional<std::string> DeltaAdsStream::NextResponse() {

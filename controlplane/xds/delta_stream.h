@@ -38,6 +38,11 @@ class DeltaAdsStream : public AdsStream {
   std::optional<std::string> NextResponse() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkChanged(const IndexChange& change) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Settled() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const grpc::ByteBuffer* TakeSharedResponse(int64_t revision,
+                                             const std::vector<const IndexChange*>& changes) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Nothing queued for any type (unACKed responses aside).
+  bool NothingDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::optional<std::string> BuildResponse(const std::string& type_url, TypeState& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

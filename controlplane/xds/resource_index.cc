@@ -89,6 +89,7 @@ IndexUpdate ResourceIndex::Apply(const std::vector<store::RevisionPtr>& revision
     }
   }
   IndexUpdate update;
+  update.base_revision = last;
   update.revision = newest;
   absl::flat_hash_map<TypeKey, size_t> change_slot;
   absl::MutexLock lock(&mu_);
@@ -100,7 +101,7 @@ IndexUpdate ResourceIndex::Apply(const std::vector<store::RevisionPtr>& revision
       names.erase(item.name);
     }
     auto [slot, inserted] = change_slot.try_emplace(item.key, update.changes.size());
-    if (inserted) update.changes.push_back({item.key.first, item.key.second, {}});
+    if (inserted) update.changes.push_back({item.key.first, item.key.second, {}, false, nullptr});
     update.changes[slot->second].names.push_back(item.name);
   }
   revision_ = newest;

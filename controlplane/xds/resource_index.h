@@ -15,15 +15,20 @@
 
 namespace meridian::xds {
 
+struct SharedDelta;
+
 // The names of one (environment, type) that a revision touched.
 struct IndexChange {
   std::string environment;
   std::string type_url;
   std::vector<std::string> names;
   bool everything = false;  // the index was rebuilt: reconsider every name of the type
+  // Set by the fan-out: the response in-sync wildcard delta streams get (shared_delta.h).
+  std::shared_ptr<const SharedDelta> shared;
 };
 
 struct IndexUpdate {
+  int64_t base_revision = 0;  // the index's revision before the update
   int64_t revision = 0;
   std::vector<IndexChange> changes;
 };

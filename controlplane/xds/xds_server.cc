@@ -1,8 +1,10 @@
 #include "controlplane/xds/xds_server.h"
 
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
 #include "controlplane/xds/delta_stream.h"
 #include "controlplane/xds/envoy_resources.h"
+#include "controlplane/xds/shared_delta.h"
 #include "controlplane/xds/sotw_stream.h"
 #include "controlplane/xds/type_urls.h"
 #include "spdlog/spdlog.h"
@@ -22,7 +24,9 @@ XdsServer::XdsServer(store::ConfigStore& store, store::ChangeFeed& feed, NodeTra
       options_(options),
       queues_(options.threads > 0 ? options.threads
                                   : std::max(2u, std::thread::hardware_concurrency()),
-              [this](std::unique_ptr<AsyncCall> call) { Accept(std::move(call)); }) {}
+              [this](std::unique_ptr<AsyncCall> call) { Accept(std::move(call)); }) {
+  for (size_t i = 0; i < queues_.size(); ++i) streams_.push_back(std::make_unique<QueueStreams>());
+}
 
 XdsServer::~XdsServer() {
   Stop();
@@ -45,11 +49,11 @@ absl::Status XdsServer::Start() {
 
 void XdsServer::Stop() {
   accepting_ = false;
-  {
-    absl::ReaderMutexLock lock(&streams_mu_);
-    const grpc::Status status(grpc::StatusCode::UNAVAILABLE,
-                              "meridian-cp is shutting down; reconnect to another replica");
-    for (auto& [environment, streams] : streams_by_environment_) {
+  const grpc::Status status(grpc::StatusCode::UNAVAILABLE,
+                            "meridian-cp is shutting down; reconnect to another replica");
+  for (auto& queue_streams : streams_) {
+    absl::ReaderMutexLock lock(&queue_streams->mu);
+    for (auto& [environment, streams] : queue_streams->by_environment) {
       for (AdsStream* stream : streams) stream->Shutdown(status);
     }
   }
@@ -88,23 +92,26 @@ void XdsServer::Accept(std::unique_ptr<AsyncCall> call) {
 }
 
 void XdsServer::Register(AdsStream* stream, const std::string& environment) {
-  absl::MutexLock lock(&streams_mu_);
-  streams_by_environment_[environment].insert(stream);
+  QueueStreams& queue_streams = *streams_[stream->queue_index()];
+  absl::MutexLock lock(&queue_streams.mu);
+  queue_streams.by_environment[environment].insert(stream);
 }
 
 void XdsServer::Unregister(AdsStream* stream, const std::string& environment) {
   {
-    absl::MutexLock lock(&streams_mu_);
-    auto it = streams_by_environment_.find(environment);
-    if (it != streams_by_environment_.end()) {
+    QueueStreams& queue_streams = *streams_[stream->queue_index()];
+    absl::MutexLock lock(&queue_streams.mu);
+    auto it = queue_streams.by_environment.find(environment);
+    if (it != queue_streams.by_environment.end()) {
       it->second.erase(stream);
-      if (it->second.empty()) streams_by_environment_.erase(it);
+      if (it->second.empty()) queue_streams.by_environment.erase(it);
     }
   }
   stream_count_.fetch_sub(1);
 }
 
 void XdsServer::FollowLoop() {
+  absl::Time last_push = absl::InfinitePast();
   while (!stopping_) {
     auto revisions = feed_.WaitForRevisions(index_.revision(), absl::Milliseconds(200),
                                             kMaxRevisionsPerPush);
@@ -121,13 +128,14 @@ void XdsServer::FollowLoop() {
       continue;
     }
     if (revisions->empty()) continue;
-    if (options_.debounce > absl::ZeroDuration()) {
+    if (options_.debounce > absl::ZeroDuration() && absl::Now() - last_push < options_.debounce) {
       absl::SleepFor(options_.debounce);
       auto more = feed_.WaitForRevisions(revisions->back()->revision(), absl::ZeroDuration(),
                                          kMaxRevisionsPerPush);
       if (more.ok()) revisions->insert(revisions->end(), more->begin(), more->end());
     }
     FanOut(index_.Apply(*revisions));
+    last_push = absl::Now();
   }
 }
 
@@ -136,35 +144,57 @@ absl::Status XdsServer::Resync() {
   if (!snapshot.ok()) return snapshot.status();
   index_.Reset(*snapshot);
   IndexUpdate update;
+  update.base_revision = -1;  // nobody is in sync with a rebuilt index
   update.revision = snapshot->revision;
   absl::flat_hash_set<std::string> environments;
-  {
-    absl::ReaderMutexLock lock(&streams_mu_);
-    for (const auto& [environment, streams] : streams_by_environment_) environments.insert(environment);
+  for (auto& queue_streams : streams_) {
+    absl::ReaderMutexLock lock(&queue_streams->mu);
+    for (const auto& [environment, streams] : queue_streams->by_environment) {
+      environments.insert(environment);
+    }
   }
   for (const std::string& environment : environments) {
     for (v1::Kind kind : {v1::SERVICE, v1::ENDPOINT, v1::ROUTE, v1::CERTIFICATE, v1::CONFIG_ENTRY}) {
-      update.changes.push_back({environment, TypeUrlOf(kind), {}, /*everything=*/true});
+      update.changes.push_back({environment, TypeUrlOf(kind), {}, /*everything=*/true, nullptr});
     }
     for (const std::string& type_url : EnvoyTypeUrls()) {
-      update.changes.push_back({environment, type_url, {}, /*everything=*/true});
+      update.changes.push_back({environment, type_url, {}, /*everything=*/true, nullptr});
     }
   }
   spdlog::info("xds: resynced from a snapshot at revision {}", snapshot->revision);
-  FanOut(update);
+  FanOut(std::move(update));
   return absl::OkStatus();
 }
 
-void XdsServer::FanOut(const IndexUpdate& update) {
+// Every queue thread pushes to its own streams, in parallel; the follower waits for all of
+// them before it advances the index again, so a response never carries resources from a
+// revision newer than the one it is labelled with.
+void XdsServer::FanOut(IndexUpdate update) {
   absl::flat_hash_map<std::string, std::vector<const IndexChange*>> by_environment;
-  for (const IndexChange& change : update.changes) {
+  for (IndexChange& change : update.changes) {
+    if (!change.everything) change.shared = BuildSharedDelta(index_, change, update.revision);
     by_environment[change.environment].push_back(&change);
   }
-  absl::ReaderMutexLock lock(&streams_mu_);
-  for (const auto& [environment, changes] : by_environment) {
-    auto streams = streams_by_environment_.find(environment);
-    if (streams == streams_by_environment_.end()) continue;
-    for (AdsStream* stream : streams->second) stream->OnRevision(update.revision, changes);
+  if (by_environment.empty()) return;
+  absl::BlockingCounter pending(static_cast<int>(queues_.size()));
+  for (size_t queue = 0; queue < queues_.size(); ++queue) {
+    queues_.Post(queue, [this, queue, &update, &by_environment, &pending] {
+      FanOutOnQueue(queue, update.base_revision, update.revision, by_environment);
+      pending.DecrementCount();
+    });
+  }
+  pending.Wait();
+}
+
+void XdsServer::FanOutOnQueue(
+    size_t queue, int64_t base_revision, int64_t revision,
+    const absl::flat_hash_map<std::string, std::vector<const IndexChange*>>& changes) {
+  QueueStreams& queue_streams = *streams_[queue];
+  absl::ReaderMutexLock lock(&queue_streams.mu);
+  for (const auto& [environment, environment_changes] : changes) {
+    auto streams = queue_streams.by_environment.find(environment);
+    if (streams == queue_streams.by_environment.end()) continue;
+    for (AdsStream* stream : streams->second) stream->OnRevision(base_revision, revision, environment_changes);
   }
 }
 

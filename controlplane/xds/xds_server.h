@@ -22,7 +22,9 @@ namespace meridian::xds {
 struct XdsServerOptions {
   // Above this many streams new ones get RESOURCE_EXHAUSTED, so clients try another replica.
   size_t max_streams = 20000;
-  // After a revision arrives, wait this long for more before pushing (bursts → few pushes).
+  // Burst batching: a revision arriving within this long of the previous push waits this long
+  // for more before it is pushed, so a burst of writes becomes few pushes. A revision after a
+  // quiet period is pushed at once.
   absl::Duration debounce = absl::Milliseconds(2);
   // Completion queues, each with one thread, that serve the streams (0: one per core, at
   // least 2). Idle streams cost no thread.
@@ -66,7 +68,7 @@ class XdsServer : private StreamRegistry {
 
   void FollowLoop();
   absl::Status Resync();
-  void FanOut(const IndexUpdate& update);
+  void FanOut(IndexUpdate update);
 
   store::ConfigStore& store_;
   store::ChangeFeed& feed_;
@@ -77,11 +79,20 @@ class XdsServer : private StreamRegistry {
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> stream_count_{0};
   std::atomic<uint64_t> next_stream_id_{1};
-  absl::Mutex streams_mu_;
-  absl::flat_hash_map<std::string, absl::flat_hash_set<AdsStream*>> streams_by_environment_
-      ABSL_GUARDED_BY(streams_mu_);
-  std::thread follower_;
+  // The streams whose completions run on one queue's thread, by environment. That thread
+  // registers, unregisters and pushes to them, so the lock is rarely contended.
+  struct QueueStreams {
+    absl::Mutex mu;
+    absl::flat_hash_map<std::string, absl::flat_hash_set<AdsStream*>> by_environment
+        ABSL_GUARDED_BY(mu);
+  };
+  // Pushes `changes` (by environment) to one queue's streams; runs on that queue's thread.
+  void FanOutOnQueue(size_t queue, int64_t base_revision, int64_t revision,
+                     const absl::flat_hash_map<std::string, std::vector<const IndexChange*>>& changes);
+
   AsyncCallQueues queues_;
+  std::vector<std::unique_ptr<QueueStreams>> streams_;  // one per queue
+  std::thread follower_;
 };
 
 }  // namespace meridian::xds

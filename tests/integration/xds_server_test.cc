@@ -206,6 +206,54 @@ TEST_F(XdsServerTest, DeltaWildcardGetsOwnEnvironmentThenChangesAndDeletes) {
   EXPECT_TRUE(replica_->tracker.WaitSynced("node-1", last_revision_));
 }
 
+// In-step wildcard streams get the revision's one shared response; streams that need
+// something else (a named subscription) get their own. Both say exactly what changed.
+TEST_F(XdsServerTest, SharedAndPerStreamResponsesCarryExactlyWhatEachStreamLacks) {
+  Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b"))});
+  auto wildcard = replica_->Delta();
+  ASSERT_TRUE(wildcard->Send(DeltaSubscribe("wildcard", "prod")));
+  auto named = replica_->Delta();
+  DeltaDiscoveryRequest only_a = DeltaSubscribe("named", "prod");
+  only_a.add_resource_names_subscribe("a");
+  ASSERT_TRUE(named->Send(only_a));
+  for (auto* client : {wildcard.get(), named.get()}) {
+    auto first = client->Next();
+    ASSERT_TRUE(first.has_value());
+    ASSERT_TRUE(client->Send(DeltaAck(*first)));
+  }
+  ASSERT_TRUE(replica_->tracker.WaitSynced("wildcard", last_revision_));
+  ASSERT_TRUE(replica_->tracker.WaitSynced("named", last_revision_));
+
+  Write({Put(ServiceResource("prod", "a", 9090)), Delete({v1::SERVICE, "prod", "b"})});
+  auto shared = wildcard->Next();
+  ASSERT_TRUE(shared.has_value());
+  EXPECT_EQ(shared->nonce().rfind("shared-", 0), 0u) << shared->nonce();
+  EXPECT_EQ(shared->system_version_info(), std::to_string(last_revision_));
+  ASSERT_EQ(Names(*shared), std::vector<std::string>{"a"});
+  EXPECT_EQ(FirstPort(shared->resources(0)), 9090u);
+  ASSERT_EQ(shared->removed_resources_size(), 1);
+  EXPECT_EQ(shared->removed_resources(0), "b");
+  auto own = named->Next();
+  ASSERT_TRUE(own.has_value());
+  EXPECT_NE(own->nonce().rfind("shared-", 0), 0u) << own->nonce();
+  ASSERT_EQ(Names(*own), std::vector<std::string>{"a"});
+  EXPECT_EQ(own->removed_resources_size(), 0);  // never subscribed to b
+
+  // Both ACKs count, and the next revision reaches both again.
+  ASSERT_TRUE(wildcard->Send(DeltaAck(*shared)));
+  ASSERT_TRUE(named->Send(DeltaAck(*own)));
+  EXPECT_TRUE(replica_->tracker.WaitSynced("wildcard", last_revision_));
+  EXPECT_TRUE(replica_->tracker.WaitSynced("named", last_revision_));
+  Write({Put(ServiceResource("prod", "a", 9191))});
+  auto again = wildcard->Next();
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(Names(*again), std::vector<std::string>{"a"});
+  EXPECT_NE(again->nonce(), shared->nonce());
+  auto own_again = named->Next();
+  ASSERT_TRUE(own_again.has_value());
+  EXPECT_EQ(FirstPort(own_again->resources(0)), 9191u);
+}
+
 TEST_F(XdsServerTest, NackIsRecordedAndTheRejectedConfigIsNotResent) {
   Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b"))});
   auto client = replica_->Delta();

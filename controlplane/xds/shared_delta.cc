@@ -1,0 +1,37 @@
+#include "controlplane/xds/shared_delta.h"
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "controlplane/xds/response_writer.h"
+
+namespace meridian::xds {
+
+std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
+                                                    const IndexChange& change, int64_t revision) {
+  auto shared = std::make_shared<SharedDelta>();
+  shared->type_url = change.type_url;
+  shared->nonce = absl::StrCat("shared-", revision, "-",
+                               change.type_url.substr(change.type_url.rfind('.') + 1));
+  ResponseWriter writer;
+  absl::flat_hash_set<std::string> seen;  // a name changed by several coalesced revisions
+  for (const std::string& name : change.names) {
+    if (!seen.insert(name).second) continue;
+    XdsEntryPtr entry = index.Get(change.environment, change.type_url, name);
+    if (entry != nullptr) {
+      writer.AddBytes(2, entry->resource_bytes);
+      shared->updated.emplace_back(name, entry->version);
+    } else {
+      shared->removed.push_back(name);
+    }
+  }
+  // Field numbers of envoy.service.discovery.v3.DeltaDiscoveryResponse.
+  writer.AddString(1, absl::StrCat(revision));
+  writer.AddString(4, change.type_url);
+  writer.AddString(5, shared->nonce);
+  for (const std::string& name : shared->removed) writer.AddString(6, name);
+  grpc::Slice slice(writer.Take());
+  shared->response = grpc::ByteBuffer(&slice, 1);
+  return shared;
+}
+
+}  // namespace meridian::xds

@@ -1,0 +1,31 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "controlplane/xds/resource_index.h"
+#include "grpcpp/support/byte_buffer.h"
+
+namespace meridian::xds {
+
+// The delta response for one revision of one (environment, type): every changed resource at
+// its new version, every deleted name removed. A wildcard stream that held exactly the
+// previous revision's resources needs precisely these bytes, so they are built once per
+// revision and written to all such streams as one shared, reference-counted buffer: the
+// per-stream cost of a push is then bookkeeping, not building and copying a response.
+struct SharedDelta {
+  std::string type_url;
+  std::string nonce;  // "shared-<revision>-<type>": never collides with per-stream nonces
+  std::vector<std::pair<std::string, std::string>> updated;  // (name, version)
+  std::vector<std::string> removed;
+  grpc::ByteBuffer response;  // serialized DeltaDiscoveryResponse
+};
+
+// Reads the changed names' current entries from `index` (already at `revision`).
+std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
+                                                    const IndexChange& change, int64_t revision);
+
+}  // namespace meridian::xds

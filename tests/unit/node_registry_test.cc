@@ -1,0 +1,130 @@
+// NodeRegistry's write cadence: connects, disconnects and NACKs go out on the next flush;
+// progress alone (sent/applied revisions) waits for the progress interval or an explicit
+// Flush(), so ACK traffic from many nodes does not rewrite every node row per revision.
+#include "controlplane/convergence/node_registry.h"
+
+#include <functional>
+#include <optional>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+namespace meridian::convergence {
+namespace {
+
+class RecordingStore : public NodeStatusStore {
+ public:
+  absl::Status Upsert(const std::vector<NodeRecord>& records) override {
+    absl::MutexLock lock(&mu_);
+    for (const NodeRecord& record : records) written_.push_back(record);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<v1::NodeStatus>> List(const std::vector<std::string>&,
+                                                   absl::Duration) override {
+    return absl::UnimplementedError("not used");
+  }
+  absl::StatusOr<v1::NodeStatus> Get(const std::string&, absl::Duration) override {
+    return absl::UnimplementedError("not used");
+  }
+  absl::StatusOr<std::vector<std::string>> RevisionScope(int64_t) override {
+    return absl::UnimplementedError("not used");
+  }
+
+  // Polls (bounded) until a record matching `pred` was written; returns it.
+  std::optional<NodeRecord> WaitFor(const std::function<bool(const NodeRecord&)>& pred,
+                                    absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        for (const NodeRecord& record : written_) {
+          if (pred(record)) return record;
+        }
+      }
+      if (absl::Now() >= deadline) return std::nullopt;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<NodeRecord> written_ ABSL_GUARDED_BY(mu_);
+};
+
+xds::NodeIdentity Node(const std::string& id) {
+  xds::NodeIdentity node;
+  node.id = id;
+  node.environment = "prod";
+  return node;
+}
+
+NodeRegistry::Options FastStateSlowProgress() {
+  NodeRegistry::Options options;
+  options.replica_id = "replica-1";
+  options.flush_interval = absl::Milliseconds(10);
+  options.heartbeat_interval = absl::Hours(1);
+  options.progress_flush_interval = absl::Hours(1);
+  return options;
+}
+
+TEST(NodeRegistryTest, ConnectsAndNacksAreWrittenAtOnceProgressWaitsForItsInterval) {
+  RecordingStore store;
+  NodeRegistry registry(store, FastStateSlowProgress());
+  registry.Start();
+  registry.StreamOpened(Node("n1"), 1);
+  auto opened = store.WaitFor(
+      [](const NodeRecord& r) { return r.identity.id == "n1" && r.streams == 1; },
+      absl::Seconds(5));
+  ASSERT_TRUE(opened.has_value());
+  EXPECT_EQ(opened->replica, "replica-1");
+  EXPECT_EQ(opened->identity.environment, "prod");
+
+  registry.Sent(Node("n1"), 7);
+  registry.Synced(Node("n1"), 7);
+  // Twenty flush intervals: progress alone is not written by the loop.
+  EXPECT_FALSE(store.WaitFor([](const NodeRecord& r) { return r.applied_revision == 7; },
+                             absl::Milliseconds(200))
+                   .has_value());
+  // A query's Flush() writes it.
+  ASSERT_TRUE(registry.Flush().ok());
+  auto progressed = store.WaitFor(
+      [](const NodeRecord& r) { return r.applied_revision == 7 && r.last_sent_revision == 7; },
+      absl::Seconds(1));
+  ASSERT_TRUE(progressed.has_value());
+
+  registry.Nacked(Node("n1"), "type.googleapis.com/meridian.v1.Service", 8, "bad port");
+  auto nacked = store.WaitFor([](const NodeRecord& r) { return r.nacked_revision == 8; },
+                              absl::Seconds(5));
+  ASSERT_TRUE(nacked.has_value());
+  EXPECT_EQ(nacked->nack_error, "bad port");
+  EXPECT_EQ(nacked->applied_revision, 7);
+
+  registry.StreamClosed(Node("n1"), 1);
+  EXPECT_TRUE(store.WaitFor([](const NodeRecord& r) { return r.streams == 0; }, absl::Seconds(5))
+                  .has_value());
+  registry.Stop();
+}
+
+TEST(NodeRegistryTest, ProgressIsWrittenWithinItsInterval) {
+  RecordingStore store;
+  NodeRegistry::Options options = FastStateSlowProgress();
+  options.progress_flush_interval = absl::Milliseconds(50);
+  NodeRegistry registry(store, options);
+  registry.Start();
+  registry.StreamOpened(Node("n1"), 1);
+  registry.Synced(Node("n1"), 3);
+  EXPECT_TRUE(store.WaitFor([](const NodeRecord& r) { return r.applied_revision == 3; },
+                            absl::Seconds(5))
+                  .has_value());
+  // Revisions never move backwards (a late ACK of an older response).
+  registry.Synced(Node("n1"), 2);
+  ASSERT_TRUE(registry.Flush().ok());
+  EXPECT_FALSE(store.WaitFor([](const NodeRecord& r) { return r.applied_revision == 2; },
+                             absl::Milliseconds(100))
+                   .has_value());
+  registry.Stop();
+}
+
+}  // namespace
+}  // namespace meridian::convergence
