@@ -2,6 +2,8 @@
 // subscribe, ACK/NACK, scoping, deletes, reconnect, replicas, stream limits, stuck clients.
 #include "controlplane/xds/xds_server.h"
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "controlplane/xds/type_urls.h"
@@ -420,6 +422,60 @@ TEST_F(XdsServerTest, WriteThroughOneReplicaReachesStreamOnAnother) {
   }
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(Names(*response), std::vector<std::string>{"from-a"});
+}
+
+// A replica shutting down finishes its streams with UNAVAILABLE; the agents reconnect to the
+// other replica with the versions they hold, get only what changed meanwhile, and keep
+// receiving; the restarted replica serves new streams from Postgres.
+TEST_F(XdsServerTest, ReplicaRestartedWhileClientsReconnectElsewhere) {
+  Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b"))});
+  auto other = std::make_unique<Replica>(url_);
+  constexpr int kClients = 5;
+  std::vector<std::unique_ptr<DeltaClient>> clients;
+  std::vector<std::map<std::string, std::string>> held(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(other->Delta());
+    ASSERT_TRUE(clients.back()->Send(DeltaSubscribe("node-" + std::to_string(i), "prod")));
+    auto first = clients.back()->Next();
+    ASSERT_TRUE(first.has_value());
+    ASSERT_EQ(Names(*first), (std::vector<std::string>{"a", "b"}));
+    for (const auto& resource : first->resources()) held[i][resource.name()] = resource.version();
+    ASSERT_TRUE(clients.back()->Send(DeltaAck(*first)));
+  }
+
+  other.reset();  // SIGTERM path: Stop, gRPC shutdown, drain
+  for (auto& client : clients) {
+    EXPECT_EQ(client->AwaitClose().error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+  Write({Put(ServiceResource("prod", "b", 7070))});  // while the agents are away
+
+  std::vector<std::unique_ptr<DeltaClient>> reconnected;
+  for (int i = 0; i < kClients; ++i) {
+    reconnected.push_back(replica_->Delta());
+    DeltaDiscoveryRequest resume = DeltaSubscribe("node-" + std::to_string(i), "prod");
+    for (const auto& [name, version] : held[i]) {
+      (*resume.mutable_initial_resource_versions())[name] = version;
+    }
+    ASSERT_TRUE(reconnected.back()->Send(resume));
+    auto missed = reconnected.back()->Next();
+    ASSERT_TRUE(missed.has_value());
+    EXPECT_EQ(Names(*missed), std::vector<std::string>{"b"});  // only what changed meanwhile
+    ASSERT_TRUE(reconnected.back()->Send(DeltaAck(*missed)));
+  }
+  Write({Put(ServiceResource("prod", "a", 9090))});
+  for (auto& client : reconnected) {
+    auto update = client->Next();
+    ASSERT_TRUE(update.has_value());
+    EXPECT_EQ(Names(*update), std::vector<std::string>{"a"});
+  }
+
+  Replica restarted(url_);  // same database: serves the current state to new streams
+  auto fresh = restarted.Delta();
+  ASSERT_TRUE(fresh->Send(DeltaSubscribe("node-new", "prod")));
+  auto state = fresh->Next();
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(Names(*state), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(state->system_version_info(), std::to_string(last_revision_));
 }
 
 TEST_F(XdsServerTest, StuckClientDoesNotDelayOthers) {
