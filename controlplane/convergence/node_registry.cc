@@ -102,14 +102,17 @@ void NodeRegistry::Nacked(const xds::NodeIdentity& identity, const std::string& 
 
 absl::Status NodeRegistry::FlushChanges(bool include_progress) {
   absl::MutexLock flush_lock(&flush_mu_);
-  const Dirty threshold = include_progress ? Dirty::kProgress : Dirty::kState;
-  std::vector<NodeRecord> batch;
+  std::vector<NodeRecord> batch;     // full rows: connects, disconnects, NACKs, heartbeats
+  std::vector<NodeRecord> progress;  // sent/applied revisions only
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
     for (auto it = shard.nodes.begin(); it != shard.nodes.end();) {
       Node& node = it->second;
-      if (node.dirty >= threshold) {
+      if (node.dirty == Dirty::kState) {
         batch.push_back(node.record);
+        node.dirty = Dirty::kClean;
+      } else if (node.dirty == Dirty::kProgress && include_progress) {
+        progress.push_back(node.record);
         node.dirty = Dirty::kClean;
       }
       // A node with no stream here is written once more (as disconnected), then forgotten.
@@ -121,8 +124,14 @@ absl::Status NodeRegistry::FlushChanges(bool include_progress) {
     }
   }
   absl::Status status = store_.Upsert(batch);
+  if (status.ok()) {
+    status = store_.UpdateProgress(progress);
+    batch.clear();  // written; only the progress (if that failed) goes back
+  }
   if (!status.ok()) {
     // Keep them for the next attempt (the database may be restarting).
+    batch.insert(batch.end(), std::make_move_iterator(progress.begin()),
+                 std::make_move_iterator(progress.end()));
     for (NodeRecord& record : batch) {
       Shard& shard = ShardOf(record.identity.id);
       absl::MutexLock lock(&shard.mu);

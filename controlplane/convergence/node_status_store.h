@@ -35,6 +35,9 @@ class NodeStatusStore {
   // Writes records; a record from a replica that no longer holds the node's stream does not
   // overwrite the holder's (a late "closed" from the old replica after a failover).
   virtual absl::Status Upsert(const std::vector<NodeRecord>& records) = 0;
+  // Writes only the progress columns (last_sent_revision, applied_revision, last_seen) of
+  // nodes whose row `records[i].replica` holds: the cheap write for ACK traffic.
+  virtual absl::Status UpdateProgress(const std::vector<NodeRecord>& records) = 0;
   // environments empty = all.
   virtual absl::StatusOr<std::vector<v1::NodeStatus>> List(
       const std::vector<std::string>& environments, absl::Duration staleness) = 0;

@@ -62,6 +62,27 @@ absl::Status PostgresNodeStatusStore::Upsert(const std::vector<NodeRecord>& reco
   });
 }
 
+absl::Status PostgresNodeStatusStore::UpdateProgress(const std::vector<NodeRecord>& records) {
+  if (records.empty()) return absl::OkStatus();
+  return pool_.Run("node progress", [&](pqxx::connection& connection) -> absl::Status {
+    pqxx::work txn(connection);
+    std::string values;
+    for (const NodeRecord& record : records) {
+      absl::StrAppend(&values, values.empty() ? "" : ",", "(", txn.quote(record.identity.id), ",",
+                      txn.quote(record.replica), ",", record.last_sent_revision, "::bigint,",
+                      record.applied_revision, "::bigint,", Micros(record.last_seen), ")");
+    }
+    // Only the columns that change; no index covers them, so PostgreSQL updates in place (HOT).
+    txn.exec(absl::StrCat(
+        "UPDATE nodes AS n SET last_sent_revision = v.sent, applied_revision = v.applied, "
+        "last_seen = v.seen FROM (VALUES ", values,
+        ") AS v(node_id, replica, sent, applied, seen) "
+        "WHERE n.node_id = v.node_id AND n.replica = v.replica"));
+    txn.commit();
+    return absl::OkStatus();
+  });
+}
+
 absl::StatusOr<std::vector<v1::NodeStatus>> PostgresNodeStatusStore::Query(
     const WhereClause& where, absl::Duration staleness) {
   std::vector<v1::NodeStatus> nodes;

@@ -16,6 +16,7 @@ class PostgresNodeStatusStore : public NodeStatusStore {
   PostgresNodeStatusStore(std::string database_url, int pool_size);
 
   absl::Status Upsert(const std::vector<NodeRecord>& records) override;
+  absl::Status UpdateProgress(const std::vector<NodeRecord>& records) override;
   absl::StatusOr<std::vector<v1::NodeStatus>> List(const std::vector<std::string>& environments,
                                                    absl::Duration staleness) override;
   absl::StatusOr<v1::NodeStatus> Get(const std::string& node_id, absl::Duration staleness) override;

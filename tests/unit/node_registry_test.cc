@@ -20,6 +20,20 @@ class RecordingStore : public NodeStatusStore {
     for (const NodeRecord& record : records) written_.push_back(record);
     return absl::OkStatus();
   }
+  absl::Status UpdateProgress(const std::vector<NodeRecord>& records) override {
+    absl::MutexLock lock(&mu_);
+    for (const NodeRecord& record : records) {
+      // Only the progress columns reach the table: record nothing else.
+      NodeRecord progress;
+      progress.identity.id = record.identity.id;
+      progress.replica = record.replica;
+      progress.streams = -1;  // "not written"
+      progress.last_sent_revision = record.last_sent_revision;
+      progress.applied_revision = record.applied_revision;
+      written_.push_back(progress);
+    }
+    return absl::OkStatus();
+  }
   absl::StatusOr<std::vector<v1::NodeStatus>> List(const std::vector<std::string>&,
                                                    absl::Duration) override {
     return absl::UnimplementedError("not used");
@@ -92,6 +106,7 @@ TEST(NodeRegistryTest, ConnectsAndNacksAreWrittenAtOnceProgressWaitsForItsInterv
       [](const NodeRecord& r) { return r.applied_revision == 7 && r.last_sent_revision == 7; },
       absl::Seconds(1));
   ASSERT_TRUE(progressed.has_value());
+  EXPECT_EQ(progressed->streams, -1) << "progress went out as a full row";
 
   registry.Nacked(Node("n1"), "type.googleapis.com/meridian.v1.Service", 8, "bad port");
   auto nacked = store.WaitFor([](const NodeRecord& r) { return r.nacked_revision == 8; },
