@@ -158,10 +158,11 @@ void NodeRegistry::FlushLoop() {
         absl::MutexLock lock(&shard.mu);
         for (auto& [id, node] : shard.nodes) {
           node.record.last_seen = now;
-          MarkDirty(node, Dirty::kState);
+          MarkDirty(node, Dirty::kProgress);  // rows exist: the narrow update refreshes them
         }
       }
       next_heartbeat = now + options_.heartbeat_interval;
+      next_progress = now;  // the heartbeat goes out with this flush
     }
     const bool include_progress = now >= next_progress;
     if (include_progress) next_progress = now + options_.progress_flush_interval;

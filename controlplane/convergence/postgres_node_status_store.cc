@@ -75,7 +75,7 @@ absl::Status PostgresNodeStatusStore::UpdateProgress(const std::vector<NodeRecor
     // Only the columns that change; no index covers them, so PostgreSQL updates in place (HOT).
     txn.exec(absl::StrCat(
         "UPDATE nodes AS n SET last_sent_revision = v.sent, applied_revision = v.applied, "
-        "last_seen = v.seen FROM (VALUES ", values,
+        "last_seen = GREATEST(n.last_seen, v.seen) FROM (VALUES ", values,
         ") AS v(node_id, replica, sent, applied, seen) "
         "WHERE n.node_id = v.node_id AND n.replica = v.replica"));
     txn.commit();
