@@ -32,6 +32,7 @@ struct Flags {
   int streams = 1000;
   int connections = 100;
   int writes = 20;
+  int client_threads = 2;
   int write_interval_ms = 500;
   int settle_seconds = 3;
   int ready_timeout_seconds = 180;
@@ -172,7 +173,7 @@ int64_t TallyConvergence(const std::vector<Write>& writes,
 }
 
 TargetResult Measure(const Flags& flags, const std::string& name, const std::string& address,
-                     int pid, FanoutTarget& target) {
+                     int pid, FanoutTarget& target, ClientQueues& queues) {
   TargetResult result;
   result.target = name;
   result.streams = flags.streams;
@@ -194,7 +195,8 @@ TargetResult Measure(const Flags& flags, const std::string& name, const std::str
   subscribers.reserve(flags.streams);
   const absl::Time open_started = absl::Now();
   for (int i = 0; i < flags.streams; ++i) {
-    subscribers.push_back(target.Subscribe(channels[i % channels.size()], i, flags.writes + 4));
+    subscribers.push_back(
+        target.Subscribe(channels[i % channels.size()], queues.For(i), i, flags.writes + 4));
   }
   auto count_ready = [&] {
     return std::count_if(subscribers.begin(), subscribers.end(),
@@ -276,6 +278,7 @@ int Run(const Flags& flags) {
   if (!flags.summarize.empty()) return PrintSummary(flags.summarize) ? 0 : 1;
   const std::string run_id = absl::StrCat(getpid());
   std::vector<TargetResult> results;
+  ClientQueues queues(static_cast<size_t>(flags.client_threads));
   for (const std::string& name : flags.targets) {
     std::unique_ptr<FanoutTarget> target;
     std::string address;
@@ -299,7 +302,7 @@ int Run(const Flags& flags) {
       std::fprintf(stderr, "unknown target %s (meridian, etcd, bare)\n", name.c_str());
       return 2;
     }
-    results.push_back(Measure(flags, name, address, pid, *target));
+    results.push_back(Measure(flags, name, address, pid, *target, queues));
   }
   if (!flags.results.empty()) AppendResults(flags.results, results);
   return 0;
@@ -313,6 +316,10 @@ int main(int argc, char** argv) {
   CLI::App app{"Fan-out benchmark: Meridian ADS vs etcd watch vs bare gRPC broadcast"};
   app.add_option("--streams", flags.streams, "agent streams (N)")->capture_default_str();
   app.add_option("--connections", flags.connections, "TCP connections they share (C)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--client-threads", flags.client_threads,
+                 "completion-queue threads driving the load generator's streams")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--writes", flags.writes, "writes measured (W)")

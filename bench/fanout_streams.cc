@@ -59,12 +59,11 @@ v1::Resource FanoutResource(const std::string& environment, int sequence) {
 // ----------------------------------------------------------------------------- Meridian
 // An agent: the first request names the node and subscribes (wildcard) to endpoints; every
 // response is ACKed with its nonce, in order, one write in flight.
-class MeridianAgent final
-    : public Subscriber,
-      public grpc::ClientBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse> {
+class MeridianAgent final : public Subscriber {
  public:
-  MeridianAgent(const std::shared_ptr<grpc::Channel>& channel, const std::string& node_id,
-                const std::string& environment, size_t expected_updates)
+  MeridianAgent(const std::shared_ptr<grpc::Channel>& channel, grpc::CompletionQueue* queue,
+                const std::string& node_id, const std::string& environment,
+                size_t expected_updates)
       : Subscriber(expected_updates), stub_(AggregatedDiscoveryService::NewStub(channel)) {
     DeltaDiscoveryRequest& subscribe = outgoing_.emplace_back();
     subscribe.mutable_node()->set_id(node_id);
@@ -72,66 +71,73 @@ class MeridianAgent final
     (*subscribe.mutable_node()->mutable_metadata()->mutable_fields())["environment"]
         .set_string_value(environment);
     subscribe.set_type_url(kEndpointTypeUrl);  // no names: wildcard
-    write_in_flight_ = true;
-    stub_->async()->DeltaAggregatedResources(&context_, this);
-    StartWrite(&outgoing_.front());
-    StartRead(&response_);
-    StartCall();
+    stream_ = stub_->PrepareAsyncDeltaAggregatedResources(&context_, queue);
+    stream_->StartCall(&start_tag_);
   }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // OnDone follows with the status
+ private:
+  void OnEvent(Tag::Op op, bool ok) override {
+    switch (op) {
+      case Tag::kStart:
+        if (!ok) return EndReading();
+        write_in_flight_ = true;
+        stream_->Write(outgoing_.front(), &write_tag_);
+        stream_->Read(&response_, &read_tag_);
+        return;
+      case Tag::kRead:
+        if (!ok) return EndReading();
+        OnResponse();
+        stream_->Read(&response_, &read_tag_);
+        return;
+      case Tag::kWrite:
+        outgoing_.pop_front();
+        write_in_flight_ = false;
+        if (ok && !reading_done_ && !outgoing_.empty()) {
+          write_in_flight_ = true;
+          stream_->Write(outgoing_.front(), &write_tag_);
+        }
+        return MaybeFinish();
+      case Tag::kFinish:
+        return Finished(status_, "ADS stream ended");
+    }
+  }
+
+  void OnResponse() {
     int64_t revision = -1;
     if (!absl::SimpleAtoi(response_.system_version_info(), &revision)) {
       probe_.Fail(
           absl::StrCat("bad system_version_info \"", response_.system_version_info(), "\""));
     }
     probe_.Record(revision);
-    DeltaDiscoveryRequest ack;
+    DeltaDiscoveryRequest& ack = outgoing_.emplace_back();
     ack.set_type_url(kEndpointTypeUrl);
     ack.set_response_nonce(response_.nonce());
-    const DeltaDiscoveryRequest* write = nullptr;
-    {
-      absl::MutexLock lock(&mu_);
-      outgoing_.push_back(std::move(ack));
-      if (!write_in_flight_) {
-        write_in_flight_ = true;
-        write = &outgoing_.front();
-      }
+    if (!write_in_flight_) {
+      write_in_flight_ = true;
+      stream_->Write(outgoing_.front(), &write_tag_);
     }
-    if (write != nullptr) StartWrite(write);
-    StartRead(&response_);
   }
 
-  void OnWriteDone(bool ok) override {
-    const DeltaDiscoveryRequest* write = nullptr;
-    {
-      absl::MutexLock lock(&mu_);
-      outgoing_.pop_front();
-      if (ok && !outgoing_.empty()) {
-        write = &outgoing_.front();
-      } else {
-        write_in_flight_ = false;
-      }
-    }
-    if (write != nullptr) StartWrite(write);
+  void EndReading() {
+    reading_done_ = true;
+    MaybeFinish();
+  }
+  // Finish once nothing else is in flight: the stream's last operation.
+  void MaybeFinish() {
+    if (!reading_done_ || write_in_flight_ || finishing_) return;
+    finishing_ = true;
+    stream_->Finish(&status_, &finish_tag_);
   }
 
-  void OnDone(const grpc::Status& status) override {
-    if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
-      probe_.Fail(
-          absl::StrCat("ADS stream ended: ", status.error_code(), " ", status.error_message()));
-    }
-    MarkDone();
-  }
-
- private:
   std::unique_ptr<AggregatedDiscoveryService::Stub> stub_;
+  std::unique_ptr<grpc::ClientAsyncReaderWriter<DeltaDiscoveryRequest, DeltaDiscoveryResponse>>
+      stream_;
   DeltaDiscoveryResponse response_;
-  absl::Mutex mu_;
   // The request being written first; deque, so queued ACKs never move it.
-  std::deque<DeltaDiscoveryRequest> outgoing_ ABSL_GUARDED_BY(mu_);
-  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<DeltaDiscoveryRequest> outgoing_;
+  bool write_in_flight_ = false;
+  bool reading_done_ = false;
+  bool finishing_ = false;
 };
 
 class MeridianFanout final : public FanoutTarget {
@@ -144,9 +150,11 @@ class MeridianFanout final : public FanoutTarget {
 
   absl::Status Seed() override { return Write(0).status(); }
 
-  std::unique_ptr<Subscriber> Subscribe(const std::shared_ptr<grpc::Channel>& channel, int index,
+  std::unique_ptr<Subscriber> Subscribe(const std::shared_ptr<grpc::Channel>& channel,
+                                        grpc::CompletionQueue* queue, int index,
                                         size_t expected_updates) override {
-    return std::make_unique<MeridianAgent>(channel, absl::StrCat("fanout-", run_id_, "-", index),
+    return std::make_unique<MeridianAgent>(channel, queue,
+                                           absl::StrCat("fanout-", run_id_, "-", index),
                                            environment_, expected_updates);
   }
 
@@ -170,28 +178,44 @@ class MeridianFanout final : public FanoutTarget {
 
 // ----------------------------------------------------------------------------- etcd
 // A watcher on the benchmark prefix, alone on its stream as an agent process would be.
-class EtcdWatcher final
-    : public Subscriber,
-      public grpc::ClientBidiReactor<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse> {
+class EtcdWatcher final : public Subscriber {
  public:
-  EtcdWatcher(const std::shared_ptr<grpc::Channel>& channel, size_t expected_updates)
+  EtcdWatcher(const std::shared_ptr<grpc::Channel>& channel, grpc::CompletionQueue* queue,
+              size_t expected_updates)
       : Subscriber(expected_updates), stub_(etcdserverpb::Watch::NewStub(channel)) {
     etcdserverpb::WatchCreateRequest& create = *request_.mutable_create_request();
     create.set_key(kEtcdPrefix);
     create.set_range_end(kEtcdPrefixEnd);
-    stub_->async()->Watch(&context_, this);
-    StartWrite(&request_);
-    StartRead(&response_);
-    StartCall();
+    stream_ = stub_->PrepareAsyncWatch(&context_, queue);
+    stream_->StartCall(&start_tag_);
   }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) return;
+ private:
+  void OnEvent(Tag::Op op, bool ok) override {
+    switch (op) {
+      case Tag::kStart:
+        if (!ok) return EndReading();
+        write_in_flight_ = true;
+        stream_->Write(request_, &write_tag_);
+        stream_->Read(&response_, &read_tag_);
+        return;
+      case Tag::kRead:
+        if (!ok) return EndReading();
+        OnResponse();
+        stream_->Read(&response_, &read_tag_);
+        return;
+      case Tag::kWrite:
+        write_in_flight_ = false;
+        return MaybeFinish();
+      case Tag::kFinish:
+        return Finished(status_, "watch ended");
+    }
+  }
+
+  void OnResponse() {
     if (response_.canceled()) {
       probe_.Fail(absl::StrCat("watch canceled: ", response_.cancel_reason()));
-      return;
-    }
-    if (response_.created()) {
+    } else if (response_.created()) {
       probe_.Record(response_.header().revision());
     } else if (response_.events_size() > 0) {
       // The events' own revision: the header may already name a newer one.
@@ -201,20 +225,27 @@ class EtcdWatcher final
       }
       probe_.Record(revision);
     }
-    StartRead(&response_);
   }
 
-  void OnDone(const grpc::Status& status) override {
-    if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
-      probe_.Fail(absl::StrCat("watch ended: ", status.error_code(), " ", status.error_message()));
-    }
-    MarkDone();
+  void EndReading() {
+    reading_done_ = true;
+    MaybeFinish();
+  }
+  void MaybeFinish() {
+    if (!reading_done_ || write_in_flight_ || finishing_) return;
+    finishing_ = true;
+    stream_->Finish(&status_, &finish_tag_);
   }
 
- private:
   std::unique_ptr<etcdserverpb::Watch::Stub> stub_;
+  std::unique_ptr<grpc::ClientAsyncReaderWriter<etcdserverpb::WatchRequest,
+                                                etcdserverpb::WatchResponse>>
+      stream_;
   etcdserverpb::WatchRequest request_;
   etcdserverpb::WatchResponse response_;
+  bool write_in_flight_ = false;
+  bool reading_done_ = false;
+  bool finishing_ = false;
 };
 
 class EtcdFanout final : public FanoutTarget {
@@ -225,8 +256,9 @@ class EtcdFanout final : public FanoutTarget {
   absl::Status Seed() override { return Write(0).status(); }
 
   std::unique_ptr<Subscriber> Subscribe(const std::shared_ptr<grpc::Channel>& channel,
-                                        int /*index*/, size_t expected_updates) override {
-    return std::make_unique<EtcdWatcher>(channel, expected_updates);
+                                        grpc::CompletionQueue* queue, int /*index*/,
+                                        size_t expected_updates) override {
+    return std::make_unique<EtcdWatcher>(channel, queue, expected_updates);
   }
 
   absl::StatusOr<int64_t> Write(int sequence) override {
@@ -246,32 +278,37 @@ class EtcdFanout final : public FanoutTarget {
 };
 
 // ----------------------------------------------------------------------------- bare
-class BareSubscriber final : public Subscriber, public grpc::ClientReadReactor<Update> {
+class BareSubscriber final : public Subscriber {
  public:
-  BareSubscriber(const std::shared_ptr<grpc::Channel>& channel, int index, size_t expected_updates)
+  BareSubscriber(const std::shared_ptr<grpc::Channel>& channel, grpc::CompletionQueue* queue,
+                 int index, size_t expected_updates)
       : Subscriber(expected_updates), stub_(Broadcast::NewStub(channel)) {
     request_.set_subscriber(absl::StrCat("fanout-", index));
-    stub_->async()->Subscribe(&context_, &request_, this);
-    StartRead(&update_);
-    StartCall();
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) return;
-    probe_.Record(update_.sequence());
-    StartRead(&update_);
-  }
-
-  void OnDone(const grpc::Status& status) override {
-    if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
-      probe_.Fail(
-          absl::StrCat("subscription ended: ", status.error_code(), " ", status.error_message()));
-    }
-    MarkDone();
+    stream_ = stub_->PrepareAsyncSubscribe(&context_, request_, queue);
+    stream_->StartCall(&start_tag_);
   }
 
  private:
+  void OnEvent(Tag::Op op, bool ok) override {
+    switch (op) {
+      case Tag::kStart:
+      case Tag::kRead:
+        if (!ok) {
+          stream_->Finish(&status_, &finish_tag_);
+          return;
+        }
+        if (op == Tag::kRead) probe_.Record(update_.sequence());
+        stream_->Read(&update_, &read_tag_);
+        return;
+      case Tag::kWrite:
+        return;  // never writes
+      case Tag::kFinish:
+        return Finished(status_, "subscription ended");
+    }
+  }
+
   std::unique_ptr<Broadcast::Stub> stub_;
+  std::unique_ptr<grpc::ClientAsyncReader<Update>> stream_;
   SubscribeRequest request_;
   Update update_;
 };
@@ -284,9 +321,10 @@ class BareFanout final : public FanoutTarget {
   // New subscribers get the latest publication first.
   absl::Status Seed() override { return Write(0).status(); }
 
-  std::unique_ptr<Subscriber> Subscribe(const std::shared_ptr<grpc::Channel>& channel, int index,
+  std::unique_ptr<Subscriber> Subscribe(const std::shared_ptr<grpc::Channel>& channel,
+                                        grpc::CompletionQueue* queue, int index,
                                         size_t expected_updates) override {
-    return std::make_unique<BareSubscriber>(channel, index, expected_updates);
+    return std::make_unique<BareSubscriber>(channel, queue, index, expected_updates);
   }
 
   absl::StatusOr<int64_t> Write(int sequence) override {
@@ -347,9 +385,28 @@ bool Subscriber::WaitDone(absl::Duration timeout) {
   return mu_.AwaitWithTimeout(absl::Condition(&done_), timeout);
 }
 
-void Subscriber::MarkDone() {
+void Subscriber::Finished(const grpc::Status& status, const char* what) {
+  if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+    probe_.Fail(absl::StrCat(what, ": ", status.error_code(), " ", status.error_message()));
+  }
   absl::MutexLock lock(&mu_);
   done_ = true;
+}
+
+ClientQueues::ClientQueues(size_t threads) {
+  for (size_t i = 0; i < std::max<size_t>(threads, 1); ++i) {
+    auto& queue = queues_.emplace_back(std::make_unique<grpc::CompletionQueue>());
+    threads_.emplace_back([queue = queue.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (queue->Next(&tag, &ok)) static_cast<Subscriber::Tag*>(tag)->Run(ok);
+    });
+  }
+}
+
+ClientQueues::~ClientQueues() {
+  for (auto& queue : queues_) queue->Shutdown();
+  for (auto& thread : threads_) thread.join();
 }
 
 std::string FanoutPayload(const std::string& environment, int sequence) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -46,7 +47,27 @@ class StreamProbe {
   std::optional<std::string> error_ ABSL_GUARDED_BY(mu_);
 };
 
-// One agent-like stream on a system under test. Its probe records every update.
+// Completion queues, one thread each, that drive every subscriber stream of the load
+// generator (gRPC's async API). Not the callback API: Debian's gRPC is a debug build in which
+// every completion searches all outstanding operations of its queue, and callback-API calls
+// share one queue per process, so at 10,000 streams the load generator spent much of its CPU
+// there, CPU the servers under test then lacked on the same cores. All three systems'
+// subscribers use these queues alike.
+class ClientQueues {
+ public:
+  explicit ClientQueues(size_t threads);
+  ~ClientQueues();  // shuts the queues down: every stream must be done by then
+
+  // The queue for the stream with this index (round robin).
+  grpc::CompletionQueue* For(int index) { return queues_[index % queues_.size()].get(); }
+
+ private:
+  std::vector<std::unique_ptr<grpc::CompletionQueue>> queues_;
+  std::vector<std::thread> threads_;
+};
+
+// One agent-like stream on a system under test. Its probe records every update. All its
+// completions run on its queue's thread, so its state needs no lock.
 class Subscriber {
  public:
   explicit Subscriber(size_t expected_updates) : probe_(expected_updates) {}
@@ -57,11 +78,30 @@ class Subscriber {
   bool WaitDone(absl::Duration timeout);
   const StreamProbe& probe() const { return probe_; }
 
+  // A completion-queue tag of this stream: which operation completed.
+  class Tag {
+   public:
+    enum Op { kStart, kRead, kWrite, kFinish };
+    Tag(Subscriber* owner, Op op) : owner_(owner), op_(op) {}
+    void Run(bool ok) { owner_->OnEvent(op_, ok); }
+
+   private:
+    Subscriber* const owner_;
+    const Op op_;
+  };
+
  protected:
-  void MarkDone();
+  virtual void OnEvent(Tag::Op op, bool ok) = 0;
+  // Records how the RPC ended (CANCELLED is how the load generator ends it) and marks it done.
+  void Finished(const grpc::Status& status, const char* what);
 
   grpc::ClientContext context_;
   StreamProbe probe_;
+  Tag start_tag_{this, Tag::kStart};
+  Tag read_tag_{this, Tag::kRead};
+  Tag write_tag_{this, Tag::kWrite};
+  Tag finish_tag_{this, Tag::kFinish};
+  grpc::Status status_;
 
  private:
   absl::Mutex mu_;
@@ -78,7 +118,8 @@ class FanoutTarget {
   virtual absl::Status Seed() = 0;
   // Opens one subscriber stream on `channel` (one of the load generator's connections).
   virtual std::unique_ptr<Subscriber> Subscribe(const std::shared_ptr<grpc::Channel>& channel,
-                                                int index, size_t expected_updates) = 0;
+                                                grpc::CompletionQueue* queue, int index,
+                                                size_t expected_updates) = 0;
   // Applies write number `sequence`; returns the revision whose arrival means "received".
   virtual absl::StatusOr<int64_t> Write(int sequence) = 0;
 };

@@ -132,6 +132,7 @@ const grpc::ByteBuffer* DeltaAdsStream::TakeSharedResponse(
 }
 
 std::optional<std::string> DeltaAdsStream::NextResponse() {
+  if (NothingDue()) return std::nullopt;  // the common case after an ACK: skip the ordering
   for (auto* entry : InPushOrder(types_)) {
     if (auto response = BuildResponse(entry->first, entry->second)) return response;
   }

@@ -10,8 +10,9 @@ std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
                                                     const IndexChange& change, int64_t revision) {
   auto shared = std::make_shared<SharedDelta>();
   shared->type_url = change.type_url;
-  shared->nonce = absl::StrCat("shared-", revision, "-",
-                               change.type_url.substr(change.type_url.rfind('.') + 1));
+  // A stream gets at most one shared response per revision, so the revision makes the nonce
+  // unique on the stream (and short enough for std::string's inline buffer).
+  shared->nonce = absl::StrCat("shared-", revision);
   ResponseWriter writer;
   absl::flat_hash_set<std::string> seen;  // a name changed by several coalesced revisions
   for (const std::string& name : change.names) {
