@@ -56,68 +56,55 @@ v1::Resource FanoutResource(const std::string& environment, int sequence) {
   return resource;
 }
 
-// ----------------------------------------------------------------------------- Meridian
-// An agent: the first request names the node and subscribes (wildcard) to endpoints; every
-// response is ACKed with its nonce, in order, one write in flight.
-class MeridianAgent final : public Subscriber {
- public:
-  MeridianAgent(const std::shared_ptr<grpc::Channel>& channel, grpc::CompletionQueue* queue,
-                const std::string& node_id, const std::string& environment,
-                size_t expected_updates)
-      : Subscriber(expected_updates), stub_(AggregatedDiscoveryService::NewStub(channel)) {
-    DeltaDiscoveryRequest& subscribe = outgoing_.emplace_back();
-    subscribe.mutable_node()->set_id(node_id);
-    subscribe.mutable_node()->set_cluster("fanout-bench");
-    (*subscribe.mutable_node()->mutable_metadata()->mutable_fields())["environment"]
-        .set_string_value(environment);
-    subscribe.set_type_url(kEndpointTypeUrl);  // no names: wildcard
-    stream_ = stub_->PrepareAsyncDeltaAggregatedResources(&context_, queue);
+// A subscriber on a bidirectional stream: writes its requests in order, one in flight (the
+// first as soon as the call starts), reads until the stream ends, then finishes.
+template <typename Request, typename Response>
+class BidiSubscriber : public Subscriber {
+ protected:
+  using Stream = grpc::ClientAsyncReaderWriter<Request, Response>;
+
+  BidiSubscriber(size_t expected_updates, Request first, const char* what)
+      : Subscriber(expected_updates), what_(what) {
+    outgoing_.push_back(std::move(first));
+  }
+  // Called by the subclass constructor once it has created the stream.
+  void Start(std::unique_ptr<Stream> stream) {
+    stream_ = std::move(stream);
     stream_->StartCall(&start_tag_);
   }
+  // Queues a request behind those not yet written.
+  void Send(Request request) {
+    outgoing_.push_back(std::move(request));
+    if (!write_in_flight_) WriteNext();
+  }
+  virtual void OnResponse(const Response& response) = 0;
 
  private:
   void OnEvent(Tag::Op op, bool ok) override {
     switch (op) {
       case Tag::kStart:
         if (!ok) return EndReading();
-        write_in_flight_ = true;
-        stream_->Write(outgoing_.front(), &write_tag_);
+        WriteNext();
         stream_->Read(&response_, &read_tag_);
         return;
       case Tag::kRead:
         if (!ok) return EndReading();
-        OnResponse();
+        OnResponse(response_);
         stream_->Read(&response_, &read_tag_);
         return;
       case Tag::kWrite:
         outgoing_.pop_front();
         write_in_flight_ = false;
-        if (ok && !reading_done_ && !outgoing_.empty()) {
-          write_in_flight_ = true;
-          stream_->Write(outgoing_.front(), &write_tag_);
-        }
+        if (ok && !reading_done_ && !outgoing_.empty()) WriteNext();
         return MaybeFinish();
       case Tag::kFinish:
-        return Finished(status_, "ADS stream ended");
+        return Finished(status_, what_);
     }
   }
-
-  void OnResponse() {
-    int64_t revision = -1;
-    if (!absl::SimpleAtoi(response_.system_version_info(), &revision)) {
-      probe_.Fail(
-          absl::StrCat("bad system_version_info \"", response_.system_version_info(), "\""));
-    }
-    probe_.Record(revision);
-    DeltaDiscoveryRequest& ack = outgoing_.emplace_back();
-    ack.set_type_url(kEndpointTypeUrl);
-    ack.set_response_nonce(response_.nonce());
-    if (!write_in_flight_) {
-      write_in_flight_ = true;
-      stream_->Write(outgoing_.front(), &write_tag_);
-    }
+  void WriteNext() {
+    write_in_flight_ = true;
+    stream_->Write(outgoing_.front(), &write_tag_);
   }
-
   void EndReading() {
     reading_done_ = true;
     MaybeFinish();
@@ -129,15 +116,56 @@ class MeridianAgent final : public Subscriber {
     stream_->Finish(&status_, &finish_tag_);
   }
 
-  std::unique_ptr<AggregatedDiscoveryService::Stub> stub_;
-  std::unique_ptr<grpc::ClientAsyncReaderWriter<DeltaDiscoveryRequest, DeltaDiscoveryResponse>>
-      stream_;
-  DeltaDiscoveryResponse response_;
-  // The request being written first; deque, so queued ACKs never move it.
-  std::deque<DeltaDiscoveryRequest> outgoing_;
+  const char* const what_;
+  std::unique_ptr<Stream> stream_;
+  Response response_;
+  // The request being written first; deque, so queued requests never move it.
+  std::deque<Request> outgoing_;
   bool write_in_flight_ = false;
   bool reading_done_ = false;
   bool finishing_ = false;
+};
+
+// ----------------------------------------------------------------------------- Meridian
+DeltaDiscoveryRequest AgentSubscription(const std::string& node_id,
+                                        const std::string& environment) {
+  DeltaDiscoveryRequest subscribe;
+  subscribe.mutable_node()->set_id(node_id);
+  subscribe.mutable_node()->set_cluster("fanout-bench");
+  (*subscribe.mutable_node()->mutable_metadata()->mutable_fields())["environment"]
+      .set_string_value(environment);
+  subscribe.set_type_url(kEndpointTypeUrl);  // no names: wildcard
+  return subscribe;
+}
+
+// An agent: the first request names the node and subscribes (wildcard) to endpoints; every
+// response is ACKed with its nonce.
+class MeridianAgent final : public BidiSubscriber<DeltaDiscoveryRequest, DeltaDiscoveryResponse> {
+ public:
+  MeridianAgent(const std::shared_ptr<grpc::Channel>& channel, grpc::CompletionQueue* queue,
+                const std::string& node_id, const std::string& environment,
+                size_t expected_updates)
+      : BidiSubscriber(expected_updates, AgentSubscription(node_id, environment),
+                       "ADS stream ended"),
+        stub_(AggregatedDiscoveryService::NewStub(channel)) {
+    Start(stub_->PrepareAsyncDeltaAggregatedResources(&context_, queue));
+  }
+
+ private:
+  void OnResponse(const DeltaDiscoveryResponse& response) override {
+    int64_t revision = -1;
+    if (!absl::SimpleAtoi(response.system_version_info(), &revision)) {
+      probe_.Fail(
+          absl::StrCat("bad system_version_info \"", response.system_version_info(), "\""));
+    }
+    probe_.Record(revision);
+    DeltaDiscoveryRequest ack;
+    ack.set_type_url(kEndpointTypeUrl);
+    ack.set_response_nonce(response.nonce());
+    Send(std::move(ack));
+  }
+
+  std::unique_ptr<AggregatedDiscoveryService::Stub> stub_;
 };
 
 class MeridianFanout final : public FanoutTarget {
@@ -177,75 +205,42 @@ class MeridianFanout final : public FanoutTarget {
 };
 
 // ----------------------------------------------------------------------------- etcd
+etcdserverpb::WatchRequest PrefixWatch() {
+  etcdserverpb::WatchRequest request;
+  etcdserverpb::WatchCreateRequest& create = *request.mutable_create_request();
+  create.set_key(kEtcdPrefix);
+  create.set_range_end(kEtcdPrefixEnd);
+  return request;
+}
+
 // A watcher on the benchmark prefix, alone on its stream as an agent process would be.
-class EtcdWatcher final : public Subscriber {
+class EtcdWatcher final
+    : public BidiSubscriber<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse> {
  public:
   EtcdWatcher(const std::shared_ptr<grpc::Channel>& channel, grpc::CompletionQueue* queue,
               size_t expected_updates)
-      : Subscriber(expected_updates), stub_(etcdserverpb::Watch::NewStub(channel)) {
-    etcdserverpb::WatchCreateRequest& create = *request_.mutable_create_request();
-    create.set_key(kEtcdPrefix);
-    create.set_range_end(kEtcdPrefixEnd);
-    stream_ = stub_->PrepareAsyncWatch(&context_, queue);
-    stream_->StartCall(&start_tag_);
+      : BidiSubscriber(expected_updates, PrefixWatch(), "watch ended"),
+        stub_(etcdserverpb::Watch::NewStub(channel)) {
+    Start(stub_->PrepareAsyncWatch(&context_, queue));
   }
 
  private:
-  void OnEvent(Tag::Op op, bool ok) override {
-    switch (op) {
-      case Tag::kStart:
-        if (!ok) return EndReading();
-        write_in_flight_ = true;
-        stream_->Write(request_, &write_tag_);
-        stream_->Read(&response_, &read_tag_);
-        return;
-      case Tag::kRead:
-        if (!ok) return EndReading();
-        OnResponse();
-        stream_->Read(&response_, &read_tag_);
-        return;
-      case Tag::kWrite:
-        write_in_flight_ = false;
-        return MaybeFinish();
-      case Tag::kFinish:
-        return Finished(status_, "watch ended");
-    }
-  }
-
-  void OnResponse() {
-    if (response_.canceled()) {
-      probe_.Fail(absl::StrCat("watch canceled: ", response_.cancel_reason()));
-    } else if (response_.created()) {
-      probe_.Record(response_.header().revision());
-    } else if (response_.events_size() > 0) {
+  void OnResponse(const etcdserverpb::WatchResponse& response) override {
+    if (response.canceled()) {
+      probe_.Fail(absl::StrCat("watch canceled: ", response.cancel_reason()));
+    } else if (response.created()) {
+      probe_.Record(response.header().revision());
+    } else if (response.events_size() > 0) {
       // The events' own revision: the header may already name a newer one.
       int64_t revision = 0;
-      for (const auto& event : response_.events()) {
+      for (const auto& event : response.events()) {
         revision = std::max(revision, event.kv().mod_revision());
       }
       probe_.Record(revision);
     }
   }
 
-  void EndReading() {
-    reading_done_ = true;
-    MaybeFinish();
-  }
-  void MaybeFinish() {
-    if (!reading_done_ || write_in_flight_ || finishing_) return;
-    finishing_ = true;
-    stream_->Finish(&status_, &finish_tag_);
-  }
-
   std::unique_ptr<etcdserverpb::Watch::Stub> stub_;
-  std::unique_ptr<grpc::ClientAsyncReaderWriter<etcdserverpb::WatchRequest,
-                                                etcdserverpb::WatchResponse>>
-      stream_;
-  etcdserverpb::WatchRequest request_;
-  etcdserverpb::WatchResponse response_;
-  bool write_in_flight_ = false;
-  bool reading_done_ = false;
-  bool finishing_ = false;
 };
 
 class EtcdFanout final : public FanoutTarget {

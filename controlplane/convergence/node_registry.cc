@@ -53,51 +53,49 @@ void NodeRegistry::StreamOpened(const xds::NodeIdentity& identity, uint64_t stre
   MarkDirty(node, Dirty::kState);
 }
 
-void NodeRegistry::StreamClosed(const xds::NodeIdentity& identity, uint64_t stream_id) {
-  Shard& shard = ShardOf(identity.id);
+template <typename Update>
+void NodeRegistry::UpdateNode(const std::string& node_id, Update update) {
+  Shard& shard = ShardOf(node_id);
   absl::MutexLock lock(&shard.mu);
-  auto it = shard.nodes.find(identity.id);
-  if (it == shard.nodes.end()) return;
-  Node& node = it->second;
-  node.streams.erase(stream_id);
-  node.record.streams = static_cast<int>(node.streams.size());
-  node.record.last_seen = options_.now();
-  MarkDirty(node, Dirty::kState);
+  auto it = shard.nodes.find(node_id);
+  if (it != shard.nodes.end()) update(it->second);
+}
+
+void NodeRegistry::StreamClosed(const xds::NodeIdentity& identity, uint64_t stream_id) {
+  UpdateNode(identity.id, [&](Node& node) {
+    node.streams.erase(stream_id);
+    node.record.streams = static_cast<int>(node.streams.size());
+    node.record.last_seen = options_.now();
+    MarkDirty(node, Dirty::kState);
+  });
 }
 
 void NodeRegistry::Sent(const xds::NodeIdentity& identity, int64_t revision) {
-  Shard& shard = ShardOf(identity.id);
-  absl::MutexLock lock(&shard.mu);
-  auto it = shard.nodes.find(identity.id);
-  if (it == shard.nodes.end() || it->second.record.last_sent_revision >= revision) return;
-  it->second.record.last_sent_revision = revision;
-  MarkDirty(it->second, Dirty::kProgress);
+  UpdateNode(identity.id, [&](Node& node) {
+    if (node.record.last_sent_revision >= revision) return;
+    node.record.last_sent_revision = revision;
+    MarkDirty(node, Dirty::kProgress);
+  });
 }
 
 void NodeRegistry::Synced(const xds::NodeIdentity& identity, int64_t revision) {
-  Shard& shard = ShardOf(identity.id);
-  absl::MutexLock lock(&shard.mu);
-  auto it = shard.nodes.find(identity.id);
-  if (it == shard.nodes.end()) return;
-  Node& node = it->second;
-  node.record.last_seen = options_.now();
-  if (node.record.applied_revision >= revision) return;
-  node.record.applied_revision = revision;
-  MarkDirty(node, Dirty::kProgress);
+  UpdateNode(identity.id, [&](Node& node) {
+    node.record.last_seen = options_.now();
+    if (node.record.applied_revision >= revision) return;
+    node.record.applied_revision = revision;
+    MarkDirty(node, Dirty::kProgress);
+  });
 }
 
 void NodeRegistry::Nacked(const xds::NodeIdentity& identity, const std::string& type_url,
                           int64_t revision, const std::string& error) {
-  Shard& shard = ShardOf(identity.id);
-  absl::MutexLock lock(&shard.mu);
-  auto it = shard.nodes.find(identity.id);
-  if (it == shard.nodes.end()) return;
-  Node& node = it->second;
-  node.record.last_seen = options_.now();
-  node.record.nacked_revision = revision;
-  node.record.nack_type_url = type_url;
-  node.record.nack_error = error;
-  MarkDirty(node, Dirty::kState);
+  UpdateNode(identity.id, [&](Node& node) {
+    node.record.last_seen = options_.now();
+    node.record.nacked_revision = revision;
+    node.record.nack_type_url = type_url;
+    node.record.nack_error = error;
+    MarkDirty(node, Dirty::kState);
+  });
 }
 
 absl::Status NodeRegistry::FlushChanges(bool include_progress) {

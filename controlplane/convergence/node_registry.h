@@ -66,6 +66,10 @@ class NodeRegistry : public xds::NodeTracker {
   static constexpr size_t kShards = 16;
 
   Shard& ShardOf(const std::string& node_id);
+  // Runs `update` on the node under its shard's lock; a node this replica does not hold is
+  // left alone.
+  template <typename Update>
+  void UpdateNode(const std::string& node_id, Update update);
   // Marks `node` changed; kState outranks kProgress.
   static void MarkDirty(Node& node, Dirty dirty);
   absl::Status FlushChanges(bool include_progress);
