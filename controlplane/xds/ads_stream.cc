@@ -96,24 +96,24 @@ void AdsStream::OnRevision(int64_t base_revision, int64_t revision,
                            const std::vector<const IndexChange*>& changes) {
   Next next = Next::kNothing;
   grpc::Status finish;
+  const grpc::ByteBuffer* shared = nullptr;
   {
     absl::MutexLock lock(&mu_);
     if (finished_ || finish_status_) return;
-    const grpc::ByteBuffer* shared = nullptr;
     if (!write_in_flight_ && seen_revision_ == base_revision) {
       shared = TakeSharedResponse(revision, changes);
     }
     seen_revision_ = std::max(seen_revision_, revision);
     if (shared != nullptr) {
-      write_buffer_ = *shared;  // a reference, not a copy of the bytes
       write_in_flight_ = true;
-      next = Next::kWrite;
     } else {
       for (const IndexChange* change : changes) MarkChanged(*change);
       next = PrepareNext(finish);
     }
   }
-  // Outside the lock: gRPC may run reactions inline.
+  // Outside the lock. The shared buffer outlives this call (the fan-out waits for every
+  // stream), and Write takes its own reference to the bytes.
+  if (shared != nullptr) StartWrite(shared);
   if (next == Next::kWrite) StartWrite(&write_buffer_);
   if (next == Next::kFinish) Finish(finish);
 }
