@@ -98,11 +98,13 @@ void NodeRegistry::Nacked(const xds::NodeIdentity& identity, const std::string& 
   });
 }
 
-absl::Status NodeRegistry::FlushChanges(bool include_progress) {
+absl::Status NodeRegistry::FlushChanges(int progress_shard) {
   absl::MutexLock flush_lock(&flush_mu_);
   std::vector<NodeRecord> batch;     // full rows: connects, disconnects, NACKs, heartbeats
   std::vector<NodeRecord> progress;  // sent/applied revisions only
-  for (Shard& shard : shards_) {
+  for (int index = 0; index < static_cast<int>(kShards); ++index) {
+    Shard& shard = shards_[index];
+    const bool include_progress = progress_shard == kAllShards || progress_shard == index;
     absl::MutexLock lock(&shard.mu);
     for (auto it = shard.nodes.begin(); it != shard.nodes.end();) {
       Node& node = it->second;
@@ -142,12 +144,16 @@ absl::Status NodeRegistry::FlushChanges(bool include_progress) {
 }
 
 void NodeRegistry::FlushLoop() {
+  // Progress: one shard per slice, every shard once per progress_flush_interval.
+  const absl::Duration slice = options_.progress_flush_interval / static_cast<int64_t>(kShards);
+  const absl::Duration tick = std::min(options_.flush_interval, slice);
   absl::Time next_heartbeat = options_.now() + options_.heartbeat_interval;
-  absl::Time next_progress = options_.now() + options_.progress_flush_interval;
+  absl::Time next_slice = options_.now() + slice;
+  int progress_shard = 0;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.flush_interval);
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), tick);
       if (stopping_) return;
     }
     const absl::Time now = options_.now();
@@ -160,11 +166,14 @@ void NodeRegistry::FlushLoop() {
         }
       }
       next_heartbeat = now + options_.heartbeat_interval;
-      next_progress = now;  // the heartbeat goes out with this flush
     }
-    const bool include_progress = now >= next_progress;
-    if (include_progress) next_progress = now + options_.progress_flush_interval;
-    if (absl::Status status = FlushChanges(include_progress); !status.ok()) {
+    int shard_now = kNoShard;
+    if (now >= next_slice) {
+      shard_now = progress_shard;
+      progress_shard = (progress_shard + 1) % static_cast<int>(kShards);
+      next_slice = now + slice;
+    }
+    if (absl::Status status = FlushChanges(shard_now); !status.ok()) {
       spdlog::debug("node status flush failed: {}", status.ToString());
     }
   }

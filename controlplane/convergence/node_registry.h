@@ -21,8 +21,10 @@ namespace meridian::convergence {
 // stream, so they only touch the node's shard (no identity copies, no global lock), and
 // progress alone (sent/applied revisions) is written at a slower cadence than connects,
 // disconnects and NACKs: at 10,000 nodes, writing every node's row after every revision
-// cost PostgreSQL more CPU than the push itself. Queries call Flush(), so this replica's
-// answers are always current; other replicas see progress within progress_flush_interval.
+// cost PostgreSQL more CPU than the push itself. Progress goes out one shard at a time, so
+// the rows are spread evenly over the interval instead of arriving as one burst that competes
+// with a fan-out. Queries call Flush(), so this replica's answers are always current; other
+// replicas see progress within progress_flush_interval.
 class NodeRegistry : public xds::NodeTracker {
  public:
   struct Options {
@@ -40,7 +42,7 @@ class NodeRegistry : public xds::NodeTracker {
   // Records every node of this replica as disconnected and stops flushing.
   void Stop();
   // Writes every pending change now (queries call it so they see this replica's latest).
-  absl::Status Flush() { return FlushChanges(/*include_progress=*/true); }
+  absl::Status Flush() { return FlushChanges(kAllShards); }
 
   // A node is connected while its heartbeat is fresher than this.
   absl::Duration staleness() const { return options_.heartbeat_interval * 3; }
@@ -72,7 +74,11 @@ class NodeRegistry : public xds::NodeTracker {
   void UpdateNode(const std::string& node_id, Update update);
   // Marks `node` changed; kState outranks kProgress.
   static void MarkDirty(Node& node, Dirty dirty);
-  absl::Status FlushChanges(bool include_progress);
+  // Writes every state change, and the progress of shard `progress_shard` (kAllShards: of
+  // every shard; kNoShard: none).
+  absl::Status FlushChanges(int progress_shard);
+  static constexpr int kAllShards = -1;
+  static constexpr int kNoShard = -2;
   void FlushLoop();
 
   NodeStatusStore& store_;
