@@ -11,12 +11,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/postgres.sh
 source "${root}/scripts/lib/postgres.sh"
+# shellcheck source=scripts/lib/ports.sh
+source "${root}/scripts/lib/ports.sh"
 build_dir="${BUILD_DIR:-${root}/build}"
 changes="${1:-50}"
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 work="$(mktemp -d /tmp/meridian-agent-bench.XXXXXX)"
 chmod 755 "${work}"  # the postgres user must reach its data dir
@@ -30,14 +28,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pg_port="$(free_port)"
+pg_port="$(meridian_free_port)"
 meridian_pg_start "${work}/pg" "${pg_port}" >/dev/null
 meridian_pg_create_db "${pg_port}" meridian >/dev/null
-grpc_port="$(free_port)"
-rest_port="$(free_port)"
-proxy_port="$(free_port)"
-backend_a="$(free_port)"
-backend_b="$(free_port)"
+grpc_port="$(meridian_free_port)"
+rest_port="$(meridian_free_port)"
+proxy_port="$(meridian_free_port)"
+backend_a="$(meridian_free_port)"
+backend_b="$(meridian_free_port)"
 python3 "${root}/scripts/lib/demo_backend.py" backend-a "${backend_a}" & pids+=($!)
 python3 "${root}/scripts/lib/demo_backend.py" backend-b "${backend_b}" & pids+=($!)
 "${build_dir}/controlplane/meridian-cp" --database-url "$(meridian_pg_url "${pg_port}" meridian)" \
@@ -50,7 +48,7 @@ for _ in $(seq 1 100); do
 done
 "${build_dir}/agent/meridian-agent" --control-plane "127.0.0.1:${grpc_port}" --node-id bench \
   --environment bench --bind-address 127.0.0.1 --work-dir "${work}/agent" \
-  --admin-address "127.0.0.1:$(free_port)" >"${work}/agent.log" 2>&1 &
+  --admin-address "127.0.0.1:$(meridian_free_port)" >"${work}/agent.log" 2>&1 &
 agent_pid=$!
 pids+=("${agent_pid}")
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%F)"

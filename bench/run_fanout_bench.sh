@@ -21,6 +21,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/postgres.sh
 source "${root}/scripts/lib/postgres.sh"
+# shellcheck source=scripts/lib/ports.sh
+source "${root}/scripts/lib/ports.sh"
 
 build_dir="${BUILD_DIR:-${root}/build}"
 cp_binary="${build_dir}/controlplane/meridian-cp"
@@ -29,6 +31,7 @@ bare_binary="${build_dir}/bench/meridian_bare_broadcast_server"
 etcd_binary="${ETCD:-$(command -v etcd || true)}"
 streams_list="${STREAMS:-1000 5000 10000}"
 connections="${CONNECTIONS:-100}"
+read -r -a cp_flags <<<"${CP_FLAGS:-}"
 wait_load_below="${WAIT_LOAD_BELOW:-}"
 wait_load_seconds="${WAIT_LOAD_SECONDS:-1200}"
 for binary in "${cp_binary}" "${load_binary}" "${bare_binary}"; do
@@ -46,39 +49,6 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 ulimit -n 65536 2>/dev/null || true
 
-# A port nothing listens on right now (racy by nature; used at once), below the kernel's
-# ephemeral range (32768+) so no outgoing connection holds it.
-free_port() {
-  local port
-  for _ in $(seq 1 200); do
-    port=$((20000 + RANDOM % 12000))
-    if ! (echo >"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
-      echo "${port}"
-      return 0
-    fi
-  done
-  echo "run_fanout_bench: no free port found" >&2
-  return 1
-}
-
-# wait_for SECONDS PID WHAT LOG COMMAND...: polls COMMAND until it succeeds, bounded; gives up
-# early if the server PID has exited.
-wait_for() {
-  local seconds="$1" pid="$2" what="$3" log="$4" i
-  shift 4
-  for ((i = 0; i < seconds * 5; i++)); do
-    if "$@" >/dev/null 2>&1; then
-      return 0
-    fi
-    kill -0 "${pid}" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "run_fanout_bench: ${what} not ready after ${seconds}s or exited; last log lines:" >&2
-  tail -n 30 "${log}" >&2 || true
-  return 1
-}
-
-port_open() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 load_average() { cut -d ' ' -f 1 /proc/loadavg; }
 
 # wait_for_quiet_machine: bounded wait until the 1-minute load is below WAIT_LOAD_BELOW.
@@ -135,7 +105,7 @@ tear_down() {
 trap tear_down EXIT
 trap 'exit 130' INT TERM
 
-pg_port="$(free_port)"
+pg_port="$(meridian_free_port)"
 meridian_pg_start "${pg_data}" "${pg_port}"
 meridian_pg_create_db "${pg_port}" meridian
 database_url="$(meridian_pg_url "${pg_port}" meridian)"
@@ -143,8 +113,8 @@ database_url="$(meridian_pg_url "${pg_port}" meridian)"
 for streams in ${streams_list}; do
   wait_for_quiet_machine
 
-  etcd_port="$(free_port)"
-  etcd_peer_port="$(free_port)"
+  etcd_port="$(meridian_free_port)"
+  etcd_peer_port="$(meridian_free_port)"
   etcd_url="http://127.0.0.1:${etcd_port}"
   etcd_peer_url="http://127.0.0.1:${etcd_peer_port}"
   rm -rf "${work_dir}/etcd"
@@ -155,22 +125,22 @@ for streams in ${streams_list}; do
     --initial-cluster "bench=${etcd_peer_url}" \
     >"${work_dir}/etcd.log" 2>&1 &
   etcd_pid=$!
-  wait_for 30 "${etcd_pid}" etcd "${work_dir}/etcd.log" curl -fsS --max-time 1 "${etcd_url}/health"
+  meridian_wait_for 30 "${etcd_pid}" etcd "${work_dir}/etcd.log" curl -fsS --max-time 1 "${etcd_url}/health"
 
-  bare_port="$(free_port)"
+  bare_port="$(meridian_free_port)"
   echo "bare broadcast server: starting on 127.0.0.1:${bare_port}" >&2
   "${bare_binary}" --address 127.0.0.1 --port "${bare_port}" >"${work_dir}/bare.log" 2>&1 &
   bare_pid=$!
-  wait_for 30 "${bare_pid}" "bare broadcast server" "${work_dir}/bare.log" port_open "${bare_port}"
+  meridian_wait_for 30 "${bare_pid}" "bare broadcast server" "${work_dir}/bare.log" meridian_port_open "${bare_port}"
 
-  grpc_port="$(free_port)"
-  http_port="$(free_port)"
+  grpc_port="$(meridian_free_port)"
+  http_port="$(meridian_free_port)"
   echo "meridian-cp: starting on 127.0.0.1 grpc ${grpc_port} http ${http_port}" >&2
   "${cp_binary}" --database-url "${database_url}" --bind-address 127.0.0.1 \
     --grpc-port "${grpc_port}" --http-port "${http_port}" \
-    --max-xds-streams $((streams * 2 + 1000)) ${CP_FLAGS:-} >"${work_dir}/meridian-cp.log" 2>&1 &
+    --max-xds-streams $((streams * 2 + 1000)) "${cp_flags[@]}" >"${work_dir}/meridian-cp.log" 2>&1 &
   cp_pid=$!
-  wait_for 60 "${cp_pid}" meridian-cp "${work_dir}/meridian-cp.log" \
+  meridian_wait_for 60 "${cp_pid}" meridian-cp "${work_dir}/meridian-cp.log" \
     curl -fsS --max-time 1 "http://127.0.0.1:${http_port}/readyz"
 
   echo "== N=${streams}, ${connections} connections, load $(load_average) ==" >&2

@@ -14,6 +14,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib/postgres.sh
 source "${root}/scripts/lib/postgres.sh"
+# shellcheck source=scripts/lib/ports.sh
+source "${root}/scripts/lib/ports.sh"
 
 build_dir="${BUILD_DIR:-${root}/build}"
 cp_binary="${build_dir}/controlplane/meridian-cp"
@@ -29,34 +31,6 @@ if [[ -z "${etcd_binary}" || ! -x "${etcd_binary}" ]]; then
   echo "run_write_bench: etcd not found (apt-get install etcd-server, or set ETCD)" >&2
   exit 1
 fi
-
-# A port nothing listens on right now (racy by nature; used at once).
-free_port() {
-  local port
-  for _ in $(seq 1 200); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (echo >"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
-      echo "${port}"
-      return 0
-    fi
-  done
-  echo "run_write_bench: no free port found" >&2
-  return 1
-}
-
-# wait_for_url URL WHAT SECONDS LOG
-wait_for_url() {
-  local url="$1" what="$2" seconds="$3" log="$4" i
-  for ((i = 0; i < seconds * 5; i++)); do
-    if curl -fsS -o /dev/null --max-time 1 "${url}" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "run_write_bench: ${what} not ready at ${url} after ${seconds}s; last log lines:" >&2
-  tail -n 30 "${log}" >&2 || true
-  return 1
-}
 
 work_dir="$(mktemp -d -t meridian-write-bench.XXXXXX)"
 # The postgres OS user (when running as root) must reach the data dir below.
@@ -80,13 +54,13 @@ tear_down() {
 trap tear_down EXIT
 trap 'exit 130' INT TERM
 
-pg_port="$(free_port)"
+pg_port="$(meridian_free_port)"
 meridian_pg_start "${pg_data}" "${pg_port}"
 meridian_pg_create_db "${pg_port}" meridian
 database_url="$(meridian_pg_url "${pg_port}" meridian)"
 
-etcd_port="$(free_port)"
-etcd_peer_port="$(free_port)"
+etcd_port="$(meridian_free_port)"
+etcd_peer_port="$(meridian_free_port)"
 etcd_url="http://127.0.0.1:${etcd_port}"
 etcd_peer_url="http://127.0.0.1:${etcd_peer_port}"
 echo "etcd: starting on 127.0.0.1:${etcd_port} ($("${etcd_binary}" --version | head -n 1))" >&2
@@ -98,15 +72,17 @@ echo "etcd: starting on 127.0.0.1:${etcd_port} ($("${etcd_binary}" --version | h
   --max-txn-ops=10000 --max-request-bytes=33554432 \
   >"${work_dir}/etcd.log" 2>&1 &
 etcd_pid=$!
-wait_for_url "${etcd_url}/health" etcd 30 "${work_dir}/etcd.log"
+meridian_wait_for 30 "${etcd_pid}" etcd "${work_dir}/etcd.log" \
+  curl -fsS -o /dev/null --max-time 1 "${etcd_url}/health"
 
-grpc_port="$(free_port)"
-http_port="$(free_port)"
+grpc_port="$(meridian_free_port)"
+http_port="$(meridian_free_port)"
 echo "meridian-cp: starting on 127.0.0.1 grpc ${grpc_port} http ${http_port}" >&2
 "${cp_binary}" --database-url "${database_url}" --bind-address 127.0.0.1 \
   --grpc-port "${grpc_port}" --http-port "${http_port}" >"${work_dir}/meridian-cp.log" 2>&1 &
 cp_pid=$!
-wait_for_url "http://127.0.0.1:${http_port}/readyz" meridian-cp 60 "${work_dir}/meridian-cp.log"
+meridian_wait_for 60 "${cp_pid}" meridian-cp "${work_dir}/meridian-cp.log" \
+  curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:${http_port}/readyz"
 
 "${bench_binary}" --meridian "127.0.0.1:${grpc_port}" --etcd "127.0.0.1:${etcd_port}" \
   --database-url "${database_url}" "$@"
