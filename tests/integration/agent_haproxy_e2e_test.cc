@@ -263,25 +263,10 @@ class AgentHaproxyE2eTest : public ::testing::Test {
   }
 
   // --- traffic, only to 127.0.0.1
-  Reply Get(const std::string& path = "/") const {
-    httplib::Client client("127.0.0.1", proxy_port_);
-    client.set_connection_timeout(2);
-    client.set_read_timeout(5);
-    auto result = client.Get(path.c_str());
-    if (!result) return {};
-    return {result->status, result->body};
-  }
+  Reply Get(const std::string& path = "/") const { return GetReply(proxy_port_, path); }
   // Bodies of `count` requests on one keep-alive connection, counted.
   std::map<std::string, int> Tally(int count, const std::string& path = "/") const {
-    httplib::Client client("127.0.0.1", proxy_port_);
-    client.set_connection_timeout(2);
-    client.set_read_timeout(5);
-    std::map<std::string, int> tally;
-    for (int i = 0; i < count; ++i) {
-      auto result = client.Get(path.c_str());
-      ++tally[result ? absl::StrCat(result->status, " ", result->body) : "error"];
-    }
-    return tally;
+    return TallyReplies(proxy_port_, count, path);
   }
   // Bounded: until `count` requests all answer `expected` (status and body), at most `timeout`.
   bool WaitForTraffic(const std::map<std::string, int>& expected, int count,

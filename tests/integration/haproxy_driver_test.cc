@@ -28,7 +28,9 @@ namespace meridian::agent::haproxy {
 namespace {
 
 using ::meridian::testing::AddEndpoint;
+using ::meridian::testing::GetReply;
 using ::meridian::testing::Reply;
+using ::meridian::testing::TallyReplies;
 using ::meridian::testing::TestBackend;
 using ::meridian::testing::AddRoute;
 using ::meridian::testing::AddService;
@@ -81,25 +83,12 @@ class HaproxyDriverTest : public ::testing::Test {
   }
 
   Reply Get(const std::string& path = "/", int port = 0) const {
-    httplib::Client client("127.0.0.1", port == 0 ? port_ : port);
-    client.set_connection_timeout(2);
-    client.set_read_timeout(5);
-    auto result = client.Get(path.c_str());
-    if (!result) return {};
-    return {result->status, result->body};
+    return GetReply(port == 0 ? port_ : port, path);
   }
 
   // Bodies of `count` requests, counted.
   std::map<std::string, int> Tally(int count, const std::string& path = "/") const {
-    httplib::Client client("127.0.0.1", port_);
-    client.set_connection_timeout(2);
-    client.set_read_timeout(5);
-    std::map<std::string, int> tally;
-    for (int i = 0; i < count; ++i) {
-      auto result = client.Get(path.c_str());
-      ++tally[result ? absl::StrCat(result->status, " ", result->body) : "error"];
-    }
-    return tally;
+    return TallyReplies(port_, count, path);
   }
 
   TestBackend& Backend(const std::string& name) {

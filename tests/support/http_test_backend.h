@@ -2,10 +2,12 @@
 
 // Small HTTP backends for proxy tests, on 127.0.0.1 only.
 #include <atomic>
+#include <map>
 #include <string>
 #include <thread>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "httplib.h"
 
 namespace meridian::testing {
@@ -45,5 +47,31 @@ struct Reply {
   int status = 0;  // 0: no response
   std::string body;
 };
+
+// A client for traffic through a proxy under test on 127.0.0.1:`port`, with short timeouts.
+inline httplib::Client LoopbackClient(int port) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(2);
+  client.set_read_timeout(5);
+  return client;
+}
+
+// One GET to 127.0.0.1:`port`.
+inline Reply GetReply(int port, const std::string& path = "/") {
+  auto result = LoopbackClient(port).Get(path.c_str());
+  if (!result) return {};
+  return {result->status, result->body};
+}
+
+// "<status> <body>" (or "error") of `count` GETs on one keep-alive connection, counted.
+inline std::map<std::string, int> TallyReplies(int port, int count, const std::string& path = "/") {
+  httplib::Client client = LoopbackClient(port);
+  std::map<std::string, int> tally;
+  for (int i = 0; i < count; ++i) {
+    auto result = client.Get(path.c_str());
+    ++tally[result ? absl::StrCat(result->status, " ", result->body) : "error"];
+  }
+  return tally;
+}
 
 }  // namespace meridian::testing
