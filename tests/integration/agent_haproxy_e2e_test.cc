@@ -104,13 +104,8 @@ class AgentHaproxyE2eTest : public ::testing::Test {
 
   // --- control plane
   void StartControlPlane() {
-    server::ControlPlaneOptions options;
-    options.database_url = url_;
-    options.grpc_address = absl::StrCat("127.0.0.1:", grpc_port_);
-    options.http_host = "127.0.0.1";
-    options.http_port = 0;
-    options.db_pool_size = 4;
-    auto control_plane = server::ControlPlane::Start(options);
+    auto control_plane =
+        server::ControlPlane::Start(LoopbackControlPlaneOptions(url_, grpc_port_));
     ASSERT_TRUE(control_plane.ok()) << control_plane.status();
     control_plane_ = std::move(*control_plane);
   }

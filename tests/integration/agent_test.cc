@@ -73,13 +73,7 @@ class AgentTest : public ::testing::Test {
 
   // A replica of meridian-cp on `port` (default: the fixed one, so restarts keep the address).
   std::unique_ptr<server::ControlPlane> StartReplica(int port) {
-    server::ControlPlaneOptions options;
-    options.database_url = url_;
-    options.grpc_address = absl::StrCat("127.0.0.1:", port);
-    options.http_host = "127.0.0.1";
-    options.http_port = 0;
-    options.db_pool_size = 4;
-    auto control_plane = server::ControlPlane::Start(options);
+    auto control_plane = server::ControlPlane::Start(LoopbackControlPlaneOptions(url_, port));
     EXPECT_TRUE(control_plane.ok()) << control_plane.status();
     return control_plane.ok() ? std::move(*control_plane) : nullptr;
   }

@@ -69,17 +69,25 @@ inline TestCertificate MakeSelfSignedCertificate(const std::string& host) {
   return out;
 }
 
+// A control plane on `database_url`, loopback only: gRPC on `grpc_port` (0: any free port),
+// HTTP on any free port.
+inline server::ControlPlaneOptions LoopbackControlPlaneOptions(const std::string& database_url,
+                                                               int grpc_port = 0) {
+  server::ControlPlaneOptions options;
+  options.database_url = database_url;
+  options.grpc_address = absl::StrCat("127.0.0.1:", grpc_port);
+  options.http_host = "127.0.0.1";
+  options.http_port = 0;
+  options.db_pool_size = 4;
+  return options;
+}
+
 class ControlPlaneTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto url = SharedPostgres().CreateDatabase("api");
     ASSERT_TRUE(url.ok()) << url.status();
-    server::ControlPlaneOptions options;
-    options.database_url = *url;
-    options.grpc_address = "127.0.0.1:0";
-    options.http_host = "127.0.0.1";
-    options.http_port = 0;
-    options.db_pool_size = 4;
+    server::ControlPlaneOptions options = LoopbackControlPlaneOptions(*url);
     ConfigureOptions(options);
     auto control_plane = server::ControlPlane::Start(options);
     ASSERT_TRUE(control_plane.ok()) << control_plane.status();

@@ -165,13 +165,7 @@ class EnvoyXdsGrpcClientTest : public ::testing::Test {
   static void SetUpTestSuite() {
     auto url = SharedPostgres().CreateDatabase("envoy_xds");
     ASSERT_TRUE(url.ok()) << url.status();
-    server::ControlPlaneOptions options;
-    options.database_url = *url;
-    options.grpc_address = "127.0.0.1:0";
-    options.http_host = "127.0.0.1";
-    options.http_port = 0;
-    options.db_pool_size = 4;
-    auto started = server::ControlPlane::Start(options);
+    auto started = server::ControlPlane::Start(LoopbackControlPlaneOptions(*url));
     ASSERT_TRUE(started.ok()) << started.status();
     control_plane_ = started->release();
     bootstrap_path_ = new std::string(

@@ -37,9 +37,7 @@ class MeridianctlStatusTest : public MeridianctlFixture {
 
   std::unique_ptr<XdsTestNode> Connect(const std::string& id, const std::string& environment,
                                        const std::string& zone = "") {
-    auto node = std::make_unique<XdsTestNode>(channel_, id, environment, zone);
-    EXPECT_TRUE(node->subscribed()) << id;
-    return node;
+    return XdsTestNode::Connect(channel_, id, environment, zone);
   }
 
   // GETs `path` until `done(body)` holds or 10 s pass.

@@ -10,6 +10,7 @@
 #include "controlplane/xds/type_urls.h"
 #include "envoy/service/discovery/v3/ads.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
 #include "tests/integration/ads_test_client.h"
 
 namespace meridian::testing {
@@ -32,6 +33,16 @@ class XdsTestNode {
     if (!zone.empty()) metadata["zone"].set_string_value(zone);
     subscribe.set_type_url(xds::TypeUrlOf(v1::SERVICE));
     subscribed_ = client_.Send(subscribe);
+  }
+
+  // A node whose subscription went out (a test expectation fails otherwise).
+  static std::unique_ptr<XdsTestNode> Connect(const std::shared_ptr<grpc::Channel>& channel,
+                                              const std::string& id,
+                                              const std::string& environment,
+                                              const std::string& zone = "") {
+    auto node = std::make_unique<XdsTestNode>(channel, id, environment, zone);
+    EXPECT_TRUE(node->subscribed()) << id;
+    return node;
   }
 
   bool subscribed() const { return subscribed_; }
