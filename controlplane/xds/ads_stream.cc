@@ -37,11 +37,6 @@ AdsStream::AdsStream(std::unique_ptr<AsyncCall> call, StreamContext context, uin
 
 AdsStream::~AdsStream() = default;
 
-std::string AdsStream::environment() const {
-  absl::MutexLock lock(&mu_);
-  return node_.environment;
-}
-
 absl::Status AdsStream::IdentifyNode(const envoy::config::core::v3::Node& node) {
   if (node.id().empty()) {
     return absl::InvalidArgumentError("node.id: the first request must identify the node");
@@ -114,8 +109,7 @@ void AdsStream::OnRevision(int64_t base_revision, int64_t revision,
   // Outside the lock. The shared buffer outlives this call (the fan-out waits for every
   // stream), and Write takes its own reference to the bytes.
   if (shared != nullptr) StartWrite(shared);
-  if (next == Next::kWrite) StartWrite(&write_buffer_);
-  if (next == Next::kFinish) Finish(finish);
+  Perform(next, finish);
 }
 
 void AdsStream::Shutdown(const grpc::Status& status) {
@@ -197,7 +191,10 @@ void AdsStream::WriteOrFinish() {
     absl::MutexLock lock(&mu_);
     next = PrepareNext(finish);
   }
-  // Outside the lock: gRPC may run reactions inline.
+  Perform(next, finish);
+}
+
+void AdsStream::Perform(Next next, const grpc::Status& finish) {
   if (next == Next::kWrite) StartWrite(&write_buffer_);
   if (next == Next::kFinish) Finish(finish);
 }

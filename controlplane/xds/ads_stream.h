@@ -55,8 +55,6 @@ class AdsStream : public AsyncBidiReactor {
   void Shutdown(const grpc::Status& status);
 
   uint64_t id() const { return id_; }
-  // Empty until the first request named the node.
-  std::string environment() const;
 
  protected:
   // Subclass hooks, called with mu_ held.
@@ -103,6 +101,8 @@ class AdsStream : public AsyncBidiReactor {
   enum class Next { kNothing, kWrite, kFinish };
   // Decides what WriteOrFinish does next (preparing write_buffer_ for kWrite).
   Next PrepareNext(grpc::Status& finish) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Carries out PrepareNext's decision; outside mu_.
+  void Perform(Next next, const grpc::Status& finish);
   void UpdateSynced() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const uint64_t id_;

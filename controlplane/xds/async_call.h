@@ -48,7 +48,6 @@ class AsyncBidiReactor {
   AsyncBidiReactor(const AsyncBidiReactor&) = delete;
   AsyncBidiReactor& operator=(const AsyncBidiReactor&) = delete;
 
-  grpc::GenericServerContext& context() { return call_->context; }
   size_t queue_index() const { return call_->queue_index; }
 
  protected:

@@ -63,31 +63,36 @@ void XdsServer::Stop() {
 
 void XdsServer::Drain() { queues_.Drain(); }
 
-void XdsServer::Accept(std::unique_ptr<AsyncCall> call) {
-  const std::string method = call->context.method();
-  const bool delta = method == kDeltaMethod;
-  if (!delta && method != kSotwMethod) {
-    new RejectingReactor(std::move(call), grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                                                       "unknown method " + method));
-    return;
+std::optional<grpc::Status> XdsServer::Refusal(const std::string& method) {
+  if (method != kDeltaMethod && method != kSotwMethod) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "unknown method " + method);
   }
   if (!accepting_) {
-    new RejectingReactor(std::move(call), grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                                       "meridian-cp is not serving xDS"));
-    return;
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "meridian-cp is not serving xDS");
   }
   if (stream_count_.fetch_add(1) >= options_.max_streams) {
     stream_count_.fetch_sub(1);
-    new RejectingReactor(
-        std::move(call),
-        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                     "this meridian-cp replica is at its stream limit; connect to another replica"));
+    return grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        "this meridian-cp replica is at its stream limit; connect to another replica");
+  }
+  return std::nullopt;
+}
+
+void XdsServer::Accept(std::unique_ptr<AsyncCall> call) {
+  const std::string method = call->context.method();
+  if (std::optional<grpc::Status> refused = Refusal(method)) {
+    new RejectingReactor(std::move(call), *refused);
     return;
   }
   StreamContext stream_context{index_, tracker_, *this};
   const uint64_t id = next_stream_id_.fetch_add(1);
-  AdsStream* stream = delta ? static_cast<AdsStream*>(new DeltaAdsStream(std::move(call), stream_context, id))
-                            : new SotwAdsStream(std::move(call), stream_context, id);
+  AdsStream* stream = nullptr;
+  if (method == kDeltaMethod) {
+    stream = new DeltaAdsStream(std::move(call), stream_context, id);
+  } else {
+    stream = new SotwAdsStream(std::move(call), stream_context, id);
+  }
   stream->Begin();
 }
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -63,6 +64,8 @@ class XdsServer : private StreamRegistry {
 
  private:
   void Accept(std::unique_ptr<AsyncCall> call);
+  // Why a new call on `method` is refused, if it is; otherwise counts it as a stream.
+  std::optional<grpc::Status> Refusal(const std::string& method);
   void Register(AdsStream* stream, const std::string& environment) override;
   void Unregister(AdsStream* stream, const std::string& environment) override;
 
