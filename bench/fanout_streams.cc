@@ -132,8 +132,8 @@ DeltaDiscoveryRequest AgentSubscription(const std::string& node_id,
   DeltaDiscoveryRequest subscribe;
   subscribe.mutable_node()->set_id(node_id);
   subscribe.mutable_node()->set_cluster("fanout-bench");
-  (*subscribe.mutable_node()->mutable_metadata()->mutable_fields())["environment"]
-      .set_string_value(environment);
+  (*subscribe.mutable_node()->mutable_metadata()->mutable_fields())["environment"].set_string_value(
+      environment);
   subscribe.set_type_url(kEndpointTypeUrl);  // no names: wildcard
   return subscribe;
 }
@@ -143,8 +143,7 @@ DeltaDiscoveryRequest AgentSubscription(const std::string& node_id,
 class MeridianAgent final : public BidiSubscriber<DeltaDiscoveryRequest, DeltaDiscoveryResponse> {
  public:
   MeridianAgent(const std::shared_ptr<grpc::Channel>& channel, grpc::CompletionQueue* queue,
-                const std::string& node_id, const std::string& environment,
-                size_t expected_updates)
+                const std::string& node_id, const std::string& environment, size_t expected_updates)
       : BidiSubscriber(expected_updates, AgentSubscription(node_id, environment),
                        "ADS stream ended"),
         stub_(AggregatedDiscoveryService::NewStub(channel)) {
@@ -155,8 +154,7 @@ class MeridianAgent final : public BidiSubscriber<DeltaDiscoveryRequest, DeltaDi
   void OnResponse(const DeltaDiscoveryResponse& response) override {
     int64_t revision = -1;
     if (!absl::SimpleAtoi(response.system_version_info(), &revision)) {
-      probe_.Fail(
-          absl::StrCat("bad system_version_info \"", response.system_version_info(), "\""));
+      probe_.Fail(absl::StrCat("bad system_version_info \"", response.system_version_info(), "\""));
     }
     probe_.Record(revision);
     DeltaDiscoveryRequest ack;

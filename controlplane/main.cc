@@ -35,11 +35,13 @@ int main(int argc, char** argv) {
   app.add_option("--max-xds-streams", options.max_xds_streams,
                  "xDS streams this replica accepts; above it clients get RESOURCE_EXHAUSTED")
       ->capture_default_str();
-  app.add_option("--xds-debounce-ms", xds_debounce_ms, "batch revisions arriving this close together")
+  app.add_option("--xds-debounce-ms", xds_debounce_ms,
+                 "batch revisions arriving this close together")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--xds-threads", options.xds_threads,
-                 "threads (each with its own completion queue) serving xDS streams; 0 = one per core")
+  app.add_option(
+         "--xds-threads", options.xds_threads,
+         "threads (each with its own completion queue) serving xDS streams; 0 = one per core")
       ->capture_default_str();
   app.add_option("--replica-id", options.replica_id, "name of this replica (default hostname-pid)");
   CLI11_PARSE(app, argc, argv);

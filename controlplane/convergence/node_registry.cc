@@ -10,7 +10,9 @@ NodeRegistry::NodeRegistry(NodeStatusStore& store, Options options)
 
 NodeRegistry::~NodeRegistry() { Stop(); }
 
-void NodeRegistry::Start() { flusher_ = std::thread([this] { FlushLoop(); }); }
+void NodeRegistry::Start() {
+  flusher_ = std::thread([this] { FlushLoop(); });
+}
 
 void NodeRegistry::Stop() {
   {

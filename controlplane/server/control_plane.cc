@@ -49,7 +49,8 @@ absl::Status ControlPlane::StartServices() {
 
   node_store_ = std::make_unique<convergence::PostgresNodeStatusStore>(options_.database_url, 2);
   convergence::NodeRegistry::Options registry_options;
-  registry_options.replica_id = options_.replica_id.empty() ? DefaultReplicaId() : options_.replica_id;
+  registry_options.replica_id =
+      options_.replica_id.empty() ? DefaultReplicaId() : options_.replica_id;
   node_registry_ = std::make_unique<convergence::NodeRegistry>(*node_store_, registry_options);
   node_registry_->Start();
   convergence_ = std::make_unique<convergence::ConvergenceTracker>(*node_store_, *node_registry_);

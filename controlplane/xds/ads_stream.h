@@ -35,7 +35,8 @@ struct StreamContext {
   StreamRegistry& registry;
 };
 
-// One ADS stream (raw bytes, so shared serialized resources are written without re-encoding). Owns the protocol-independent parts: node identity and scoping, one write in
+// One ADS stream (raw bytes, so shared serialized resources are written without
+// re-encoding). Owns the protocol-independent parts: node identity and scoping, one write in
 // flight, finish and teardown, and "synced" bookkeeping for convergence. Subclasses implement
 // state-of-the-world or delta. An idle stream costs memory, never a thread.
 // Thread-safety: reactions and fan-out calls may arrive concurrently; state is under mu_.
@@ -70,8 +71,8 @@ class AdsStream : public AsyncBidiReactor {
   // Fast path for a stream that had taken in exactly the base revision, with nothing else due
   // and no write in flight: if one of the changes' shared responses is precisely what it
   // needs, records it as sent and returns it. The default never does.
-  virtual const grpc::ByteBuffer* TakeSharedResponse(int64_t /*revision*/,
-                                                     const std::vector<const IndexChange*>& /*changes*/)
+  virtual const grpc::ByteBuffer* TakeSharedResponse(
+      int64_t /*revision*/, const std::vector<const IndexChange*>& /*changes*/)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return nullptr;
   }

@@ -38,8 +38,8 @@ class DeltaAdsStream : public AdsStream {
   std::optional<std::string> NextResponse() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkChanged(const IndexChange& change) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Settled() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  const grpc::ByteBuffer* TakeSharedResponse(int64_t revision,
-                                             const std::vector<const IndexChange*>& changes) override
+  const grpc::ByteBuffer* TakeSharedResponse(
+      int64_t revision, const std::vector<const IndexChange*>& changes) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Nothing queued for any type (unACKed responses aside).
   bool NothingDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

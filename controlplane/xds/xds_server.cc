@@ -22,9 +22,9 @@ XdsServer::XdsServer(store::ConfigStore& store, store::ChangeFeed& feed, NodeTra
       feed_(feed),
       tracker_(tracker),
       options_(options),
-      queues_(options.threads > 0 ? options.threads
-                                  : std::max(2u, std::thread::hardware_concurrency()),
-              [this](std::unique_ptr<AsyncCall> call) { Accept(std::move(call)); }) {
+      queues_(
+          options.threads > 0 ? options.threads : std::max(2u, std::thread::hardware_concurrency()),
+          [this](std::unique_ptr<AsyncCall> call) { Accept(std::move(call)); }) {
   for (size_t i = 0; i < queues_.size(); ++i) streams_.push_back(std::make_unique<QueueStreams>());
 }
 
@@ -118,8 +118,8 @@ void XdsServer::Unregister(AdsStream* stream, const std::string& environment) {
 void XdsServer::FollowLoop() {
   absl::Time last_push = absl::InfinitePast();
   while (!stopping_) {
-    auto revisions = feed_.WaitForRevisions(index_.revision(), absl::Milliseconds(200),
-                                            kMaxRevisionsPerPush);
+    auto revisions =
+        feed_.WaitForRevisions(index_.revision(), absl::Milliseconds(200), kMaxRevisionsPerPush);
     if (!revisions.ok()) {
       if (absl::IsOutOfRange(revisions.status())) {
         // The log we needed was compacted away: rebuild from the current state.
@@ -159,7 +159,8 @@ absl::Status XdsServer::Resync() {
     }
   }
   for (const std::string& environment : environments) {
-    for (v1::Kind kind : {v1::SERVICE, v1::ENDPOINT, v1::ROUTE, v1::CERTIFICATE, v1::CONFIG_ENTRY}) {
+    for (v1::Kind kind :
+         {v1::SERVICE, v1::ENDPOINT, v1::ROUTE, v1::CERTIFICATE, v1::CONFIG_ENTRY}) {
       update.changes.push_back({environment, TypeUrlOf(kind), {}, /*everything=*/true, nullptr});
     }
     for (const std::string& type_url : EnvoyTypeUrls()) {
@@ -199,7 +200,8 @@ void XdsServer::FanOutOnQueue(
   for (const auto& [environment, environment_changes] : changes) {
     auto streams = queue_streams.by_environment.find(environment);
     if (streams == queue_streams.by_environment.end()) continue;
-    for (AdsStream* stream : streams->second) stream->OnRevision(base_revision, revision, environment_changes);
+    for (AdsStream* stream : streams->second)
+      stream->OnRevision(base_revision, revision, environment_changes);
   }
 }
 

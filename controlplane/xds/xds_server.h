@@ -90,8 +90,9 @@ class XdsServer : private StreamRegistry {
         ABSL_GUARDED_BY(mu);
   };
   // Pushes `changes` (by environment) to one queue's streams; runs on that queue's thread.
-  void FanOutOnQueue(size_t queue, int64_t base_revision, int64_t revision,
-                     const absl::flat_hash_map<std::string, std::vector<const IndexChange*>>& changes);
+  void FanOutOnQueue(
+      size_t queue, int64_t base_revision, int64_t revision,
+      const absl::flat_hash_map<std::string, std::vector<const IndexChange*>>& changes);
 
   AsyncCallQueues queues_;
   std::vector<std::unique_ptr<QueueStreams>> streams_;  // one per queue

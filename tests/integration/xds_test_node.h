@@ -37,8 +37,7 @@ class XdsTestNode {
 
   // A node whose subscription went out (a test expectation fails otherwise).
   static std::unique_ptr<XdsTestNode> Connect(const std::shared_ptr<grpc::Channel>& channel,
-                                              const std::string& id,
-                                              const std::string& environment,
+                                              const std::string& id, const std::string& environment,
                                               const std::string& zone = "") {
     auto node = std::make_unique<XdsTestNode>(channel, id, environment, zone);
     EXPECT_TRUE(node->subscribed()) << id;

@@ -87,9 +87,9 @@ TEST(NodeRegistryTest, ConnectsAndNacksAreWrittenAtOnceProgressWaitsForItsInterv
   NodeRegistry registry(store, FastStateSlowProgress());
   registry.Start();
   registry.StreamOpened(Node("n1"), 1);
-  auto opened = store.WaitFor(
-      [](const NodeRecord& r) { return r.identity.id == "n1" && r.streams == 1; },
-      absl::Seconds(5));
+  auto opened =
+      store.WaitFor([](const NodeRecord& r) { return r.identity.id == "n1" && r.streams == 1; },
+                    absl::Seconds(5));
   ASSERT_TRUE(opened.has_value());
   EXPECT_EQ(opened->replica, "replica-1");
   EXPECT_EQ(opened->identity.environment, "prod");
@@ -97,8 +97,9 @@ TEST(NodeRegistryTest, ConnectsAndNacksAreWrittenAtOnceProgressWaitsForItsInterv
   registry.Sent(Node("n1"), 7);
   registry.Synced(Node("n1"), 7);
   // Twenty flush intervals: progress alone is not written by the loop.
-  EXPECT_FALSE(store.WaitFor([](const NodeRecord& r) { return r.applied_revision == 7; },
-                             absl::Milliseconds(200))
+  EXPECT_FALSE(store
+                   .WaitFor([](const NodeRecord& r) { return r.applied_revision == 7; },
+                            absl::Milliseconds(200))
                    .has_value());
   // A query's Flush() writes it.
   ASSERT_TRUE(registry.Flush().ok());
@@ -109,8 +110,8 @@ TEST(NodeRegistryTest, ConnectsAndNacksAreWrittenAtOnceProgressWaitsForItsInterv
   EXPECT_EQ(progressed->streams, -1) << "progress went out as a full row";
 
   registry.Nacked(Node("n1"), "type.googleapis.com/meridian.v1.Service", 8, "bad port");
-  auto nacked = store.WaitFor([](const NodeRecord& r) { return r.nacked_revision == 8; },
-                              absl::Seconds(5));
+  auto nacked =
+      store.WaitFor([](const NodeRecord& r) { return r.nacked_revision == 8; }, absl::Seconds(5));
   ASSERT_TRUE(nacked.has_value());
   EXPECT_EQ(nacked->nack_error, "bad port");
   EXPECT_EQ(nacked->applied_revision, 7);
@@ -129,14 +130,15 @@ TEST(NodeRegistryTest, ProgressIsWrittenWithinItsInterval) {
   registry.Start();
   registry.StreamOpened(Node("n1"), 1);
   registry.Synced(Node("n1"), 3);
-  EXPECT_TRUE(store.WaitFor([](const NodeRecord& r) { return r.applied_revision == 3; },
-                            absl::Seconds(5))
-                  .has_value());
+  EXPECT_TRUE(
+      store.WaitFor([](const NodeRecord& r) { return r.applied_revision == 3; }, absl::Seconds(5))
+          .has_value());
   // Revisions never move backwards (a late ACK of an older response).
   registry.Synced(Node("n1"), 2);
   ASSERT_TRUE(registry.Flush().ok());
-  EXPECT_FALSE(store.WaitFor([](const NodeRecord& r) { return r.applied_revision == 2; },
-                             absl::Milliseconds(100))
+  EXPECT_FALSE(store
+                   .WaitFor([](const NodeRecord& r) { return r.applied_revision == 2; },
+                            absl::Milliseconds(100))
                    .has_value());
   registry.Stop();
 }
