@@ -15,6 +15,8 @@
 #                        (default: do not wait); at most WAIT_LOAD_SECONDS (default 1200)
 #      RESULTS           keep the results file here (default: a temp file, printed at the end)
 #      CP_FLAGS          extra meridian-cp flags (e.g. "--xds-threads 4")
+#      KEEP_LOGS         copy the servers' logs (meridian-cp.log, etcd.log, bare.log) of the
+#                        last N into this directory before cleaning up
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 
@@ -100,7 +102,7 @@ stop_servers() {
 tear_down() {
   stop_servers
   meridian_pg_stop "${pg_data}" || true
-  rm -rf "${work_dir}"
+  [[ -n "${KEEP_LOGS:-}" ]] && cp "${work_dir}"/*.log "${KEEP_LOGS}"/ 2>/dev/null; rm -rf "${work_dir}"
 }
 trap tear_down EXIT
 trap 'exit 130' INT TERM

@@ -88,8 +88,12 @@ class AsyncCallQueues::Acceptor final : public CompletionTag {
 // A task delivered through a queue as an alarm that is already due.
 class AsyncCallQueues::PostedTask final : public CompletionTag {
  public:
+  // An alarm set in the past is delivered through gRPC's timer and executor threads, about
+  // 1 ms later on an idle machine; a cancelled one completes on its queue at once (measured
+  // 0.9 ms against 40 us at the median), which is the fan-out's start latency.
   PostedTask(grpc::CompletionQueue* queue, std::function<void()> task) : task_(std::move(task)) {
-    alarm_.Set(queue, gpr_now(GPR_CLOCK_MONOTONIC), this);
+    alarm_.Set(queue, gpr_inf_future(GPR_CLOCK_MONOTONIC), this);
+    alarm_.Cancel();
   }
   // Runs even when the alarm was cancelled by a queue shutdown: posters may wait for it.
   void Run(bool /*ok*/) override {
