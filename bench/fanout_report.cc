@@ -86,6 +86,43 @@ std::optional<Row> ParseRow(const std::string& line) {
   return row;
 }
 
+// Rounds of one system at one N, in the order they ran.
+using Rounds = std::vector<Row>;
+
+double MedianOf(const Rounds& rounds, double Row::*field) {
+  std::vector<double> values;
+  for (const Row& row : rounds) {
+    if (row.*field >= 0) values.push_back(row.*field);
+  }
+  return Median(values);
+}
+
+// The figures of a system at one N: each the median over its rounds.
+Row MedianRow(const Rounds& rounds) {
+  Row row = rounds.front();
+  for (double Row::*field :
+       {&Row::p50, &Row::p99, &Row::max, &Row::all_streams, &Row::write_call, &Row::kb,
+        &Row::rss_mb, &Row::cpu_us, &Row::cpu_ms_write, &Row::client_cpu_us, &Row::load}) {
+    row.*field = MedianOf(rounds, field);
+  }
+  row.missed = 0;
+  for (const Row& round : rounds) row.missed += round.missed;
+  return row;
+}
+
+// Meridian's p99 over another system's, paired round by round (both measured minutes apart
+// on the same machine): the median ratio, and the lowest and highest when there are several.
+std::string PairedRatio(const Rounds& meridian, const Rounds& other) {
+  std::vector<double> ratios;
+  for (size_t i = 0; i < meridian.size() && i < other.size(); ++i) {
+    if (meridian[i].p99 > 0 && other[i].p99 > 0) ratios.push_back(meridian[i].p99 / other[i].p99);
+  }
+  if (ratios.empty()) return "-";
+  if (ratios.size() == 1) return absl::StrFormat("%.2f", ratios[0]);
+  const auto [low, high] = std::minmax_element(ratios.begin(), ratios.end());
+  return absl::StrFormat("%.2f (%.2f-%.2f)", Median(ratios), *low, *high);
+}
+
 }  // namespace
 
 LatencySummary Summarize(std::vector<int64_t> latencies_ns) {
@@ -158,11 +195,23 @@ bool PrintSummary(const std::string& path) {
     std::fprintf(stderr, "cannot read %s\n", path.c_str());
     return false;
   }
-  // streams -> target -> row (the last one wins if a target was measured twice).
-  std::map<int, std::map<std::string, Row>> by_streams;
+  // streams -> target -> its rounds, in file order.
+  std::map<int, std::map<std::string, Rounds>> by_streams;
+  size_t most_rounds = 0;
   std::string line;
   while (std::getline(in, line)) {
-    if (auto row = ParseRow(line)) by_streams[row->streams][row->target] = *row;
+    if (auto row = ParseRow(line)) {
+      Rounds& rounds = by_streams[row->streams][row->target];
+      rounds.push_back(*row);
+      most_rounds = std::max(most_rounds, rounds.size());
+    }
+  }
+  auto rounds_of = [](const std::map<std::string, Rounds>& targets, const char* name) {
+    auto it = targets.find(name);
+    return it == targets.end() ? Rounds{} : it->second;
+  };
+  if (most_rounds > 1) {
+    std::printf("Each figure is the median of %zu rounds; missed is their sum.\n\n", most_rounds);
   }
   std::printf(
       "| N | system | p50 ms | p99 ms | max ms | all streams ms | write call ms | KB/idle stream "
@@ -170,9 +219,9 @@ bool PrintSummary(const std::string& path) {
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& [streams, targets] : by_streams) {
     for (const char* name : {"meridian", "etcd", "bare"}) {
-      auto it = targets.find(name);
-      if (it == targets.end()) continue;
-      const Row& r = it->second;
+      const Rounds rounds = rounds_of(targets, name);
+      if (rounds.empty()) continue;
+      const Row r = MedianRow(rounds);
       std::printf("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %lld | %s |\n", streams,
                   name, Cell(r.p50, "%.1f").c_str(), Cell(r.p99, "%.1f").c_str(),
                   Cell(r.max, "%.1f").c_str(), Cell(r.all_streams, "%.1f").c_str(),
@@ -187,20 +236,37 @@ bool PrintSummary(const std::string& path) {
       "bare | CPU us/update M / etcd / bare |\n");
   std::printf("|---|---|---|---|---|\n");
   for (const auto& [streams, targets] : by_streams) {
-    auto get = [&](const char* name) {
-      auto it = targets.find(name);
-      return it == targets.end() ? Row{} : it->second;
-    };
-    const Row m = get("meridian"), e = get("etcd"), b = get("bare");
+    const Rounds m_rounds = rounds_of(targets, "meridian"), e_rounds = rounds_of(targets, "etcd"),
+                 b_rounds = rounds_of(targets, "bare");
+    const Row m = m_rounds.empty() ? Row{} : MedianRow(m_rounds);
+    const Row e = e_rounds.empty() ? Row{} : MedianRow(e_rounds);
+    const Row b = b_rounds.empty() ? Row{} : MedianRow(b_rounds);
     std::printf("| %d | %s | %s | %s / %s / %s | %s / %s / %s |\n", streams,
-                Ratio(m.p99, e.p99).c_str(), Ratio(m.p99, b.p99).c_str(),
+                PairedRatio(m_rounds, e_rounds).c_str(), PairedRatio(m_rounds, b_rounds).c_str(),
                 Cell(m.kb, "%.1f").c_str(), Cell(e.kb, "%.1f").c_str(), Cell(b.kb, "%.1f").c_str(),
                 Cell(m.cpu_us, "%.1f").c_str(), Cell(e.cpu_us, "%.1f").c_str(),
                 Cell(b.cpu_us, "%.1f").c_str());
   }
+  if (most_rounds > 1) {
+    std::printf("\n| N | round | p99 ms M / etcd / bare | M / etcd | M / bare |\n");
+    std::printf("|---|---|---|---|---|\n");
+    for (const auto& [streams, targets] : by_streams) {
+      const Rounds m = rounds_of(targets, "meridian"), e = rounds_of(targets, "etcd"),
+                   b = rounds_of(targets, "bare");
+      for (size_t i = 0; i < std::max({m.size(), e.size(), b.size()}); ++i) {
+        auto p99 = [i](const Rounds& rounds) { return i < rounds.size() ? rounds[i].p99 : -1; };
+        std::printf("| %d | %zu | %s / %s / %s | %s | %s |\n", streams, i + 1,
+                    Cell(p99(m), "%.1f").c_str(), Cell(p99(e), "%.1f").c_str(),
+                    Cell(p99(b), "%.1f").c_str(), Ratio(p99(m), p99(e)).c_str(),
+                    Ratio(p99(m), p99(b)).c_str());
+      }
+    }
+  }
   for (const auto& [streams, targets] : by_streams) {
-    for (const auto& [name, r] : targets) {
-      if (r.error != "-") std::printf("%s N=%d: %s\n", name.c_str(), streams, r.error.c_str());
+    for (const auto& [name, rounds] : targets) {
+      for (const Row& r : rounds) {
+        if (r.error != "-") std::printf("%s N=%d: %s\n", name.c_str(), streams, r.error.c_str());
+      }
     }
   }
   return true;

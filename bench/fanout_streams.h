@@ -81,7 +81,7 @@ class Subscriber {
   // A completion-queue tag of this stream: which operation completed.
   class Tag {
    public:
-    enum Op { kStart, kRead, kWrite, kFinish };
+    enum Op { kStart, kRead, kWrite, kReplyAndRead, kFinish };
     Tag(Subscriber* owner, Op op) : owner_(owner), op_(op) {}
     void Run(bool ok) { owner_->OnEvent(op_, ok); }
 

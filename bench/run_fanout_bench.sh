@@ -10,6 +10,8 @@
 # Env: BUILD_DIR         build tree holding controlplane/meridian-cp and bench/meridian_fanout_load
 #      ETCD              etcd binary (default: etcd on PATH, Debian's etcd-server)
 #      STREAMS           the N to measure (default "1000 5000 10000")
+#      ROUNDS            measure each N this many times, every system afresh each round
+#                        (default 1); the tables show medians and round-by-round ratios
 #      CONNECTIONS       TCP connections the N streams share, per system (default 100)
 #      WAIT_LOAD_BELOW   before each N, wait until the 1-minute load average is below this
 #                        (default: do not wait); at most WAIT_LOAD_SECONDS (default 1200)
@@ -33,6 +35,7 @@ bare_binary="${build_dir}/bench/meridian_bare_broadcast_server"
 etcd_binary="${ETCD:-$(command -v etcd || true)}"
 streams_list="${STREAMS:-1000 5000 10000}"
 connections="${CONNECTIONS:-100}"
+rounds="${ROUNDS:-1}"
 read -r -a cp_flags <<<"${CP_FLAGS:-}"
 wait_load_below="${WAIT_LOAD_BELOW:-}"
 wait_load_seconds="${WAIT_LOAD_SECONDS:-1200}"
@@ -113,45 +116,47 @@ meridian_pg_create_db "${pg_port}" meridian
 database_url="$(meridian_pg_url "${pg_port}" meridian)"
 
 for streams in ${streams_list}; do
-  wait_for_quiet_machine
+  for round in $(seq 1 "${rounds}"); do
+    wait_for_quiet_machine
 
-  etcd_port="$(meridian_free_port)"
-  etcd_peer_port="$(meridian_free_port)"
-  etcd_url="http://127.0.0.1:${etcd_port}"
-  etcd_peer_url="http://127.0.0.1:${etcd_peer_port}"
-  rm -rf "${work_dir}/etcd"
-  echo "etcd: starting on 127.0.0.1:${etcd_port} ($("${etcd_binary}" --version | head -n 1))" >&2
-  "${etcd_binary}" --name bench --data-dir "${work_dir}/etcd" \
-    --listen-client-urls "${etcd_url}" --advertise-client-urls "${etcd_url}" \
-    --listen-peer-urls "${etcd_peer_url}" --initial-advertise-peer-urls "${etcd_peer_url}" \
-    --initial-cluster "bench=${etcd_peer_url}" \
-    >"${work_dir}/etcd.log" 2>&1 &
-  etcd_pid=$!
-  meridian_wait_for 30 "${etcd_pid}" etcd "${work_dir}/etcd.log" curl -fsS --max-time 1 "${etcd_url}/health"
+    etcd_port="$(meridian_free_port)"
+    etcd_peer_port="$(meridian_free_port)"
+    etcd_url="http://127.0.0.1:${etcd_port}"
+    etcd_peer_url="http://127.0.0.1:${etcd_peer_port}"
+    rm -rf "${work_dir}/etcd"
+    echo "etcd: starting on 127.0.0.1:${etcd_port} ($("${etcd_binary}" --version | head -n 1))" >&2
+    "${etcd_binary}" --name bench --data-dir "${work_dir}/etcd" \
+      --listen-client-urls "${etcd_url}" --advertise-client-urls "${etcd_url}" \
+      --listen-peer-urls "${etcd_peer_url}" --initial-advertise-peer-urls "${etcd_peer_url}" \
+      --initial-cluster "bench=${etcd_peer_url}" \
+      >"${work_dir}/etcd.log" 2>&1 &
+    etcd_pid=$!
+    meridian_wait_for 30 "${etcd_pid}" etcd "${work_dir}/etcd.log" curl -fsS --max-time 1 "${etcd_url}/health"
 
-  bare_port="$(meridian_free_port)"
-  echo "bare broadcast server: starting on 127.0.0.1:${bare_port}" >&2
-  "${bare_binary}" --address 127.0.0.1 --port "${bare_port}" >"${work_dir}/bare.log" 2>&1 &
-  bare_pid=$!
-  meridian_wait_for 30 "${bare_pid}" "bare broadcast server" "${work_dir}/bare.log" meridian_port_open "${bare_port}"
+    bare_port="$(meridian_free_port)"
+    echo "bare broadcast server: starting on 127.0.0.1:${bare_port}" >&2
+    "${bare_binary}" --address 127.0.0.1 --port "${bare_port}" >"${work_dir}/bare.log" 2>&1 &
+    bare_pid=$!
+    meridian_wait_for 30 "${bare_pid}" "bare broadcast server" "${work_dir}/bare.log" meridian_port_open "${bare_port}"
 
-  grpc_port="$(meridian_free_port)"
-  http_port="$(meridian_free_port)"
-  echo "meridian-cp: starting on 127.0.0.1 grpc ${grpc_port} http ${http_port}" >&2
-  "${cp_binary}" --database-url "${database_url}" --bind-address 127.0.0.1 \
-    --grpc-port "${grpc_port}" --http-port "${http_port}" \
-    --max-xds-streams $((streams * 2 + 1000)) "${cp_flags[@]}" >"${work_dir}/meridian-cp.log" 2>&1 &
-  cp_pid=$!
-  meridian_wait_for 60 "${cp_pid}" meridian-cp "${work_dir}/meridian-cp.log" \
-    curl -fsS --max-time 1 "http://127.0.0.1:${http_port}/readyz"
+    grpc_port="$(meridian_free_port)"
+    http_port="$(meridian_free_port)"
+    echo "meridian-cp: starting on 127.0.0.1 grpc ${grpc_port} http ${http_port}" >&2
+    "${cp_binary}" --database-url "${database_url}" --bind-address 127.0.0.1 \
+      --grpc-port "${grpc_port}" --http-port "${http_port}" \
+      --max-xds-streams $((streams * 2 + 1000)) "${cp_flags[@]}" >"${work_dir}/meridian-cp.log" 2>&1 &
+    cp_pid=$!
+    meridian_wait_for 60 "${cp_pid}" meridian-cp "${work_dir}/meridian-cp.log" \
+      curl -fsS --max-time 1 "http://127.0.0.1:${http_port}/readyz"
 
-  echo "== N=${streams}, ${connections} connections, load $(load_average) ==" >&2
-  "${load_binary}" --streams "${streams}" --connections "${connections}" \
-    --meridian "127.0.0.1:${grpc_port}" --meridian-pid "${cp_pid}" \
-    --etcd "127.0.0.1:${etcd_port}" --etcd-pid "${etcd_pid}" \
-    --bare "127.0.0.1:${bare_port}" --bare-pid "${bare_pid}" \
-    --results "${results}" "$@"
-  stop_servers
+    echo "== N=${streams}, round ${round}/${rounds}, ${connections} connections, load $(load_average) ==" >&2
+    "${load_binary}" --streams "${streams}" --connections "${connections}" \
+      --meridian "127.0.0.1:${grpc_port}" --meridian-pid "${cp_pid}" \
+      --etcd "127.0.0.1:${etcd_port}" --etcd-pid "${etcd_pid}" \
+      --bare "127.0.0.1:${bare_port}" --bare-pid "${bare_pid}" \
+      --results "${results}" "$@"
+    stop_servers
+  done
 done
 
 echo

@@ -31,10 +31,10 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
     auto unacked = unacked_.find(request.response_nonce());
     if (unacked != unacked_.end()) {
       if (request.has_error_detail()) {
-        RecordNack(unacked->second.type_url, unacked->second.revision,
+        RecordNack(*unacked->second.type_url, unacked->second.revision,
                    request.error_detail().message());
       } else {
-        RecordAck(unacked->second.type_url, unacked->second.revision);
+        RecordAck(*unacked->second.type_url, unacked->second.revision);
       }
       unacked_.erase(unacked);
     }
@@ -101,16 +101,17 @@ const grpc::ByteBuffer* DeltaAdsStream::TakeSharedResponse(
     int64_t revision, const std::vector<const IndexChange*>& changes) {
   // Exactly one change of a subscribed type, so one response says everything.
   const IndexChange* subscribed = nullptr;
+  const std::string* type_url = nullptr;
   TypeState* state = nullptr;
   for (const IndexChange* change : changes) {
     auto it = types_.find(change->type_url);
     if (it == types_.end()) continue;
     if (subscribed != nullptr) return nullptr;
     subscribed = change;
+    type_url = &it->first;
     state = &it->second;
   }
-  if (subscribed == nullptr || subscribed->shared == nullptr || !state->wildcard ||
-      !NothingDue()) {
+  if (subscribed == nullptr || subscribed->shared == nullptr || !state->wildcard || !NothingDue()) {
     return nullptr;
   }
   const SharedDelta& shared = *subscribed->shared;
@@ -126,7 +127,7 @@ const grpc::ByteBuffer* DeltaAdsStream::TakeSharedResponse(
   }
   for (const auto& [name, version] : shared.updated) state->client_versions[name] = version;
   for (const std::string& name : shared.removed) state->client_versions.erase(name);
-  unacked_[shared.nonce] = {shared.type_url, revision};
+  unacked_[shared.nonce] = {type_url, revision};
   RecordSent(revision);
   return &shared.response;
 }
@@ -222,7 +223,7 @@ std::string DeltaAdsStream::SealResponse(ResponseWriter& writer, const std::stri
   writer.AddString(4, type_url);
   writer.AddString(5, nonce);
   for (const std::string& name : removed) writer.AddString(6, name);
-  unacked_[nonce] = {type_url, revision};
+  unacked_[nonce] = {&type_url, revision};
   RecordSent(revision);
   return writer.Take();
 }

@@ -2,6 +2,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "controlplane/xds/ads_stream.h"
 #include "controlplane/xds/response_writer.h"
 
@@ -29,7 +30,7 @@ class DeltaAdsStream : public AdsStream {
     absl::flat_hash_set<std::string> removals;  // held by the client, gone from the index
   };
   struct Unacked {
-    std::string type_url;
+    const std::string* type_url;  // a key of types_, which never moves or goes away
     int64_t revision;
   };
 
@@ -48,12 +49,15 @@ class DeltaAdsStream : public AdsStream {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::optional<std::string> BuildRemovals(const std::string& type_url, TypeState& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `type_url` is a key of types_ (unacked_ points at it).
   std::string SealResponse(ResponseWriter& writer, const std::string& type_url, int64_t revision,
                            const std::vector<std::string>& removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Wants(const TypeState& state, const std::string& name) const;
 
-  absl::flat_hash_map<std::string, TypeState> types_ ABSL_GUARDED_BY(mu_);
+  // Node-based, so a response in flight refers to its type by pointer instead of copying a
+  // 45-byte type URL on every push; entries are never erased.
+  absl::node_hash_map<std::string, TypeState> types_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Unacked> unacked_ ABSL_GUARDED_BY(mu_);
 };
 
