@@ -1,7 +1,9 @@
 // meridian_bare_broadcast_server: the physical limit the fan-out benchmark compares Meridian
 // with. A gRPC callback-API server that serializes each published message once into a shared
 // grpc::ByteBuffer and writes it to every subscriber: one write in flight per stream and a
-// latest-wins slot behind it, no store, no per-stream protocol state. Runs until SIGTERM/SIGINT.
+// latest-wins slot behind it, no store, no per-stream protocol state. Subscribers are written
+// connection by connection, as meridian-cp does, so the client reads many streams' messages at
+// once (docs/performance.md). Runs until SIGTERM/SIGINT.
 #include <grpcpp/grpcpp.h>
 
 #include <csignal>
@@ -11,6 +13,7 @@
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "broadcast/broadcast.grpc.pb.h"
@@ -26,7 +29,10 @@ class BroadcastServer;
 // the write state is under mu_.
 class SubscriberStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  explicit SubscriberStream(BroadcastServer& server) : server_(server) {}
+  SubscriberStream(BroadcastServer& server, std::string peer)
+      : server_(server), peer_(std::move(peer)) {}
+
+  const std::string& peer() const { return peer_; }
 
   // Writes `bytes` now, or keeps it as the next write (replacing an older one still waiting).
   void Offer(SharedBytes bytes) {
@@ -66,6 +72,7 @@ class SubscriberStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
  private:
   BroadcastServer& server_;
+  const std::string peer_;  // the client's address: the same for one connection's streams
   std::mutex mu_;
   SharedBytes in_flight_;  // keeps the bytes alive until OnWriteDone
   SharedBytes next_;
@@ -78,10 +85,10 @@ class BroadcastServer
   BroadcastServer() : latest_(Serialize(0, "")) {}
 
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(
-      grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* /*request*/) override {
-    auto* stream = new SubscriberStream(*this);
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* /*request*/) override {
+    auto* stream = new SubscriberStream(*this, context->peer());
     std::lock_guard<std::mutex> lock(mu_);
-    subscribers_.insert(stream);
+    subscribers_[stream->peer()].insert(stream);
     stream->Offer(latest_);
     return stream;
   }
@@ -92,7 +99,9 @@ class BroadcastServer
     {
       std::lock_guard<std::mutex> lock(mu_);
       latest_ = Serialize(++sequence_, request->payload());
-      for (SubscriberStream* stream : subscribers_) stream->Offer(latest_);
+      for (auto& [peer, streams] : subscribers_) {
+        for (SubscriberStream* stream : streams) stream->Offer(latest_);
+      }
       response->set_sequence(sequence_);
     }
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -102,13 +111,18 @@ class BroadcastServer
 
   void Remove(SubscriberStream* stream) {
     std::lock_guard<std::mutex> lock(mu_);
-    subscribers_.erase(stream);
+    auto streams = subscribers_.find(stream->peer());
+    if (streams == subscribers_.end()) return;
+    streams->second.erase(stream);
+    if (streams->second.empty()) subscribers_.erase(streams);
   }
 
   void EndAll() {
     std::lock_guard<std::mutex> lock(mu_);
-    for (SubscriberStream* stream : subscribers_) {
-      stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+    for (auto& [peer, streams] : subscribers_) {
+      for (SubscriberStream* stream : streams) {
+        stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+      }
     }
   }
 
@@ -123,7 +137,7 @@ class BroadcastServer
   }
 
   std::mutex mu_;
-  absl::flat_hash_set<SubscriberStream*> subscribers_;
+  absl::btree_map<std::string, absl::flat_hash_set<SubscriberStream*>> subscribers_;  // by peer
   SharedBytes latest_;
   int64_t sequence_ = 0;
 };

@@ -13,7 +13,8 @@ constexpr int kPendingAcceptsPerQueue = 8;
 
 }  // namespace
 
-AsyncBidiReactor::AsyncBidiReactor(std::unique_ptr<AsyncCall> call) : call_(std::move(call)) {}
+AsyncBidiReactor::AsyncBidiReactor(std::unique_ptr<AsyncCall> call)
+    : call_(std::move(call)), peer_(call_->context.peer()) {}
 
 AsyncBidiReactor::~AsyncBidiReactor() = default;
 

@@ -49,6 +49,9 @@ class AsyncBidiReactor {
   AsyncBidiReactor& operator=(const AsyncBidiReactor&) = delete;
 
   size_t queue_index() const { return call_->queue_index; }
+  // The client's address ("ipv4:127.0.0.1:40312"): the same for every stream of one
+  // connection. Kept from the start: gRPC reports "unknown" once the call has ended.
+  const std::string& peer() const { return peer_; }
 
  protected:
   void StartRead(grpc::ByteBuffer* buffer);
@@ -74,6 +77,7 @@ class AsyncBidiReactor {
   void Complete(Op op, bool ok);
 
   std::unique_ptr<AsyncCall> call_;
+  const std::string peer_;
   OpTag read_tag_{this, Op::kRead};
   OpTag write_tag_{this, Op::kWrite};
   OpTag finish_tag_{this, Op::kFinish};

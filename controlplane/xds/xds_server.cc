@@ -53,8 +53,10 @@ void XdsServer::Stop() {
                             "meridian-cp is shutting down; reconnect to another replica");
   for (auto& queue_streams : streams_) {
     absl::ReaderMutexLock lock(&queue_streams->mu);
-    for (auto& [environment, streams] : queue_streams->by_environment) {
-      for (AdsStream* stream : streams) stream->Shutdown(status);
+    for (auto& [environment, connections] : queue_streams->by_environment) {
+      for (auto& [peer, streams] : connections) {
+        for (AdsStream* stream : streams) stream->Shutdown(status);
+      }
     }
   }
   stopping_ = true;
@@ -96,20 +98,35 @@ void XdsServer::Accept(std::unique_ptr<AsyncCall> call) {
   stream->Begin();
 }
 
+size_t XdsServer::fanout_stream_count() {
+  size_t count = 0;
+  for (auto& queue_streams : streams_) {
+    absl::ReaderMutexLock lock(&queue_streams->mu);
+    for (const auto& [environment, connections] : queue_streams->by_environment) {
+      for (const auto& [peer, streams] : connections) count += streams.size();
+    }
+  }
+  return count;
+}
+
 void XdsServer::Register(AdsStream* stream, const std::string& environment) {
   QueueStreams& queue_streams = *streams_[stream->queue_index()];
   absl::MutexLock lock(&queue_streams.mu);
-  queue_streams.by_environment[environment].insert(stream);
+  queue_streams.by_environment[environment][stream->peer()].insert(stream);
 }
 
 void XdsServer::Unregister(AdsStream* stream, const std::string& environment) {
-  {
+  if (!environment.empty()) {
     QueueStreams& queue_streams = *streams_[stream->queue_index()];
     absl::MutexLock lock(&queue_streams.mu);
-    auto it = queue_streams.by_environment.find(environment);
-    if (it != queue_streams.by_environment.end()) {
-      it->second.erase(stream);
-      if (it->second.empty()) queue_streams.by_environment.erase(it);
+    auto connections = queue_streams.by_environment.find(environment);
+    if (connections != queue_streams.by_environment.end()) {
+      auto streams = connections->second.find(stream->peer());
+      if (streams != connections->second.end()) {
+        streams->second.erase(stream);
+        if (streams->second.empty()) connections->second.erase(streams);
+      }
+      if (connections->second.empty()) queue_streams.by_environment.erase(connections);
     }
   }
   stream_count_.fetch_sub(1);
@@ -198,10 +215,13 @@ void XdsServer::FanOutOnQueue(
   QueueStreams& queue_streams = *streams_[queue];
   absl::ReaderMutexLock lock(&queue_streams.mu);
   for (const auto& [environment, environment_changes] : changes) {
-    auto streams = queue_streams.by_environment.find(environment);
-    if (streams == queue_streams.by_environment.end()) continue;
-    for (AdsStream* stream : streams->second)
-      stream->OnRevision(base_revision, revision, environment_changes);
+    auto connections = queue_streams.by_environment.find(environment);
+    if (connections == queue_streams.by_environment.end()) continue;
+    for (const auto& [peer, streams] : connections->second) {
+      for (AdsStream* stream : streams) {
+        stream->OnRevision(base_revision, revision, environment_changes);
+      }
+    }
   }
 }
 

@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "controlplane/xds/type_urls.h"
-#include "gtest/gtest.h"
 #include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
 #include "meridian/v1/xds_types.pb.h"
 #include "tests/integration/ads_test_client.h"
 #include "tests/integration/store_test_util.h"
@@ -22,8 +22,8 @@ using ::envoy::service::discovery::v3::DeltaDiscoveryResponse;
 using ::envoy::service::discovery::v3::DiscoveryRequest;
 using ::envoy::service::discovery::v3::DiscoveryResponse;
 using ::meridian::testing::Changes;
-using ::meridian::testing::DeltaClient;
 using ::meridian::testing::Delete;
+using ::meridian::testing::DeltaClient;
 using ::meridian::testing::Put;
 using ::meridian::testing::ServiceResource;
 using ::meridian::testing::SotwClient;
@@ -88,8 +88,8 @@ struct Replica {
     xds->AddTo(builder);
     server = builder.BuildAndStart();
     EXPECT_TRUE(xds->Start().ok());
-    channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                  grpc::InsecureChannelCredentials());
+    channel =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
     stub = AggregatedDiscoveryService::NewStub(channel);
   }
   ~Replica() {
@@ -399,6 +399,38 @@ TEST_F(XdsServerTest, FirstRequestWithoutEnvironmentIsRejected) {
   grpc::Status status = client->AwaitClose();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("environment"), std::string::npos);
+}
+
+// Streams of one connection share a fan-out slot keyed by the client's address; once they
+// end they must leave it (gRPC no longer reports the address of an ended call), and the
+// connection's next streams are reached as before.
+TEST_F(XdsServerTest, EndedStreamsLeaveTheFanOut) {
+  Write({Put(ServiceResource("prod", "a"))});
+  std::vector<std::unique_ptr<DeltaClient>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(replica_->Delta());
+    ASSERT_TRUE(clients.back()->Send(DeltaSubscribe(absl::StrCat("node-", i), "prod")));
+    ASSERT_TRUE(clients.back()->Next().has_value());
+  }
+  EXPECT_EQ(replica_->xds->fanout_stream_count(), 3u);
+  clients.clear();
+  for (int i = 0; i < 100 && replica_->xds->fanout_stream_count() > 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(replica_->xds->fanout_stream_count(), 0u);
+  EXPECT_EQ(replica_->xds->stream_count(), 0u);
+
+  Write({Put(ServiceResource("prod", "b"))});  // nobody left to push to
+  auto late = replica_->Delta();
+  ASSERT_TRUE(late->Send(DeltaSubscribe("node-late", "prod")));
+  auto first = late->Next();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(Names(*first), (std::vector<std::string>{"a", "b"}));
+  ASSERT_TRUE(late->Send(DeltaAck(*first)));
+  Write({Put(ServiceResource("prod", "c"))});
+  auto update = late->Next();
+  ASSERT_TRUE(update.has_value());
+  EXPECT_EQ(Names(*update), std::vector<std::string>{"c"});
 }
 
 TEST_F(XdsServerTest, StreamsAboveTheLimitGetResourceExhausted) {
