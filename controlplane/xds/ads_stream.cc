@@ -73,6 +73,7 @@ void AdsStream::RecordNack(const std::string& type_url, int64_t revision,
 }
 
 void AdsStream::RecordAck(const std::string& type_url, int64_t revision) {
+  if (rejected_.empty()) return;  // the common case: skip hashing the type URL
   auto rejected = rejected_.find(type_url);
   if (rejected != rejected_.end() && revision > rejected->second) rejected_.erase(rejected);
 }

@@ -40,6 +40,7 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
     }
   }
 
+  maybe_due_ = true;
   auto [entry, first_request] = types_.try_emplace(request.type_url());
   TypeState& state = entry->second;
   if (first_request) {
@@ -79,6 +80,7 @@ void DeltaAdsStream::MarkChanged(const IndexChange& change) {
   auto it = types_.find(change.type_url);
   if (it == types_.end()) return;
   TypeState& state = it->second;
+  maybe_due_ = true;
   if (change.everything) state.all_dirty = true;
   for (const std::string& name : change.names) {
     if (Wants(state, name) || state.client_versions.contains(name)) state.dirty.insert(name);
@@ -86,12 +88,14 @@ void DeltaAdsStream::MarkChanged(const IndexChange& change) {
 }
 
 bool DeltaAdsStream::NothingDue() const {
+  if (!maybe_due_) return true;
   for (const auto& [type_url, state] : types_) {
     if (state.all_dirty || !state.dirty.empty() || !state.must_send.empty() ||
         !state.removals.empty()) {
       return false;
     }
   }
+  maybe_due_ = false;
   return true;
 }
 
@@ -183,6 +187,7 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
       if (state.defers_removals && held != state.client_versions.end() &&
           !state.must_send.contains(name)) {
         state.removals.insert(name);  // deleted: told in the removal pass
+        maybe_due_ = true;
         continue;
       }
       // Deleted, or explicitly requested and absent: tell the client it does not exist.

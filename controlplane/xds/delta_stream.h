@@ -59,6 +59,9 @@ class DeltaAdsStream : public AdsStream {
   // 45-byte type URL on every push; entries are never erased.
   absl::node_hash_map<std::string, TypeState> types_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Unacked> unacked_ ABSL_GUARDED_BY(mu_);
+  // False once NothingDue() has found nothing due, until something is marked again: it runs
+  // several times per push and per ACK on every stream.
+  mutable bool maybe_due_ ABSL_GUARDED_BY(mu_) = true;
 };
 
 }  // namespace meridian::xds
