@@ -100,13 +100,29 @@ void NodeRegistry::Nacked(const xds::NodeIdentity& identity, const std::string& 
   });
 }
 
-absl::Status NodeRegistry::FlushChanges(int progress_shard) {
+void NodeRegistry::FanOutStarted() {
+  absl::MutexLock lock(&fan_out_mu_);
+  ++fan_outs_;
+}
+
+void NodeRegistry::FanOutFinished() {
+  absl::MutexLock lock(&fan_out_mu_);
+  --fan_outs_;
+  last_fan_out_end_ = options_.now();
+}
+
+bool NodeRegistry::FanOutBusy(absl::Time now) {
+  absl::MutexLock lock(&fan_out_mu_);
+  return fan_outs_ > 0 || now - last_fan_out_end_ < options_.progress_quiet_after_fan_out;
+}
+
+absl::Status NodeRegistry::FlushChanges(uint32_t progress_shards) {
   absl::MutexLock flush_lock(&flush_mu_);
   std::vector<NodeRecord> batch;     // full rows: connects, disconnects, NACKs, heartbeats
   std::vector<NodeRecord> progress;  // sent/applied revisions only
   for (int index = 0; index < static_cast<int>(kShards); ++index) {
     Shard& shard = shards_[index];
-    const bool include_progress = progress_shard == kAllShards || progress_shard == index;
+    const bool include_progress = (progress_shards & (1u << index)) != 0;
     absl::MutexLock lock(&shard.mu);
     for (auto it = shard.nodes.begin(); it != shard.nodes.end();) {
       Node& node = it->second;
@@ -169,13 +185,22 @@ void NodeRegistry::FlushLoop() {
       }
       next_heartbeat = now + options_.heartbeat_interval;
     }
-    int shard_now = kNoShard;
-    if (now >= next_slice) {
-      shard_now = progress_shard;
-      progress_shard = (progress_shard + 1) % static_cast<int>(kShards);
-      next_slice = now + slice;
+    uint32_t shards_now = 0;
+    const bool held_back = now - next_slice < options_.max_progress_deferral && FanOutBusy(now);
+    if (now >= next_slice && !held_back) {
+      // Every slice that fell due meanwhile (a fan-out held them back) goes out now, so the
+      // interval holds even when fan-outs follow each other.
+      absl::Duration unused;
+      const int64_t due =
+          std::min<int64_t>(kShards, 1 + absl::IDivDuration(now - next_slice, slice, &unused));
+      for (int64_t i = 0; i < due; ++i) {
+        shards_now |= 1u << progress_shard;
+        progress_shard = (progress_shard + 1) % static_cast<int>(kShards);
+      }
+      next_slice += slice * due;
+      if (next_slice <= now) next_slice = now + slice;
     }
-    if (absl::Status status = FlushChanges(shard_now); !status.ok()) {
+    if (absl::Status status = FlushChanges(shards_now); !status.ok()) {
       spdlog::debug("node status flush failed: {}", status.ToString());
     }
   }

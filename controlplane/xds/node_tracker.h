@@ -32,6 +32,11 @@ class NodeTracker {
   // good config for that type.
   virtual void Nacked(const NodeIdentity& node, const std::string& type_url, int64_t revision,
                       const std::string& error) = 0;
+  // A revision is being pushed to this replica's streams, until FanOutFinished. Background
+  // bookkeeping may wait for it (briefly): the push is what operators wait for, and the
+  // bookkeeping shares the cores with it.
+  virtual void FanOutStarted() {}
+  virtual void FanOutFinished() {}
 };
 
 }  // namespace meridian::xds

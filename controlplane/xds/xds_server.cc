@@ -199,6 +199,7 @@ void XdsServer::FanOut(IndexUpdate update) {
     by_environment[change.environment].push_back(&change);
   }
   if (by_environment.empty()) return;
+  tracker_.FanOutStarted();
   absl::BlockingCounter pending(static_cast<int>(queues_.size()));
   for (size_t queue = 0; queue < queues_.size(); ++queue) {
     queues_.Post(queue, [this, queue, &update, &by_environment, &pending] {
@@ -207,6 +208,7 @@ void XdsServer::FanOut(IndexUpdate update) {
     });
   }
   pending.Wait();
+  tracker_.FanOutFinished();
 }
 
 void XdsServer::FanOutOnQueue(

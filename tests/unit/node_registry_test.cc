@@ -143,5 +143,63 @@ TEST(NodeRegistryTest, ProgressIsWrittenWithinItsInterval) {
   registry.Stop();
 }
 
+// Progress rows wait while a fan-out runs (it shares the cores with them), then go out, all
+// the slices that fell due at once; connects are not held back.
+TEST(NodeRegistryTest, ProgressWaitsForARunningFanOut) {
+  RecordingStore store;
+  NodeRegistry::Options options = FastStateSlowProgress();
+  options.progress_flush_interval = absl::Milliseconds(50);
+  options.max_progress_deferral = absl::Hours(1);
+  NodeRegistry registry(store, options);
+  registry.Start();
+  registry.FanOutStarted();
+  registry.StreamOpened(Node("n1"), 1);
+  registry.StreamOpened(Node("n2"), 2);
+  EXPECT_TRUE(
+      store.WaitFor([](const NodeRecord& r) { return r.identity.id == "n2"; }, absl::Seconds(5))
+          .has_value());
+  registry.Synced(Node("n1"), 3);
+  registry.Synced(Node("n2"), 3);
+  // Four progress intervals.
+  EXPECT_FALSE(store
+                   .WaitFor([](const NodeRecord& r) { return r.applied_revision == 3; },
+                            absl::Milliseconds(200))
+                   .has_value());
+  registry.FanOutFinished();
+  for (const char* id : {"n1", "n2"}) {
+    EXPECT_TRUE(store
+                    .WaitFor(
+                        [id](const NodeRecord& r) {
+                          return r.identity.id == id && r.applied_revision == 3;
+                        },
+                        absl::Seconds(5))
+                    .has_value())
+        << id;
+  }
+  registry.Stop();
+}
+
+TEST(NodeRegistryTest, ProgressWaitsForAFanOutOnlyUpToTheDeferralLimit) {
+  RecordingStore store;
+  NodeRegistry::Options options = FastStateSlowProgress();
+  options.progress_flush_interval = absl::Milliseconds(50);
+  options.max_progress_deferral = absl::Milliseconds(100);
+  NodeRegistry registry(store, options);
+  registry.Start();
+  const absl::Time fan_out_started = absl::Now();
+  registry.FanOutStarted();  // and never finishes
+  registry.StreamOpened(Node("n1"), 1);
+  ASSERT_TRUE(
+      store.WaitFor([](const NodeRecord& r) { return r.identity.id == "n1"; }, absl::Seconds(5))
+          .has_value());
+  registry.Synced(Node("n1"), 4);
+  EXPECT_TRUE(
+      store.WaitFor([](const NodeRecord& r) { return r.applied_revision == 4; }, absl::Seconds(5))
+          .has_value());
+  EXPECT_GE(absl::Now() - fan_out_started, options.max_progress_deferral);
+  registry.FanOutFinished();
+  registry.Stop();
+}
+
 }  // namespace
 }  // namespace meridian::convergence
