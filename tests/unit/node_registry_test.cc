@@ -143,13 +143,19 @@ TEST(NodeRegistryTest, ProgressIsWrittenWithinItsInterval) {
   registry.Stop();
 }
 
+// Progress every 50 ms, held back by a running fan-out for at most `max_deferral`.
+NodeRegistry::Options FastProgressDeferredUpTo(absl::Duration max_deferral) {
+  NodeRegistry::Options options = FastStateSlowProgress();
+  options.progress_flush_interval = absl::Milliseconds(50);
+  options.max_progress_deferral = max_deferral;
+  return options;
+}
+
 // Progress rows wait while a fan-out runs (it shares the cores with them), then go out, all
 // the slices that fell due at once; connects are not held back.
 TEST(NodeRegistryTest, ProgressWaitsForARunningFanOut) {
   RecordingStore store;
-  NodeRegistry::Options options = FastStateSlowProgress();
-  options.progress_flush_interval = absl::Milliseconds(50);
-  options.max_progress_deferral = absl::Hours(1);
+  const NodeRegistry::Options options = FastProgressDeferredUpTo(absl::Hours(1));
   NodeRegistry registry(store, options);
   registry.Start();
   registry.FanOutStarted();
@@ -181,9 +187,7 @@ TEST(NodeRegistryTest, ProgressWaitsForARunningFanOut) {
 
 TEST(NodeRegistryTest, ProgressWaitsForAFanOutOnlyUpToTheDeferralLimit) {
   RecordingStore store;
-  NodeRegistry::Options options = FastStateSlowProgress();
-  options.progress_flush_interval = absl::Milliseconds(50);
-  options.max_progress_deferral = absl::Milliseconds(100);
+  const NodeRegistry::Options options = FastProgressDeferredUpTo(absl::Milliseconds(100));
   NodeRegistry registry(store, options);
   registry.Start();
   const absl::Time fan_out_started = absl::Now();
