@@ -9,7 +9,6 @@ namespace meridian::xds {
 std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
                                                     const IndexChange& change, int64_t revision) {
   auto shared = std::make_shared<SharedDelta>();
-  shared->type_url = change.type_url;
   // A stream gets at most one shared response per revision, so the revision makes the nonce
   // unique on the stream (and short enough for std::string's inline buffer).
   shared->nonce = absl::StrCat("shared-", revision);

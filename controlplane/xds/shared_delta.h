@@ -17,7 +17,6 @@ namespace meridian::xds {
 // revision and written to all such streams as one shared, reference-counted buffer: the
 // per-stream cost of a push is then bookkeeping, not building and copying a response.
 struct SharedDelta {
-  std::string type_url;
   std::string nonce;  // "shared-<revision>": never collides with per-stream "<id>-<n>" nonces
   std::vector<std::pair<std::string, std::string>> updated;  // (name, version)
   std::vector<std::string> removed;
