@@ -47,18 +47,23 @@ absl::Status XdsServer::Start() {
   return absl::OkStatus();
 }
 
+template <typename Visit>
+void XdsServer::ForEachStream(Visit visit) {
+  for (auto& queue_streams : streams_) {
+    absl::ReaderMutexLock lock(&queue_streams->mu);
+    for (const auto& [environment, connections] : queue_streams->by_environment) {
+      for (const auto& [peer, streams] : connections) {
+        for (AdsStream* stream : streams) visit(stream);
+      }
+    }
+  }
+}
+
 void XdsServer::Stop() {
   accepting_ = false;
   const grpc::Status status(grpc::StatusCode::UNAVAILABLE,
                             "meridian-cp is shutting down; reconnect to another replica");
-  for (auto& queue_streams : streams_) {
-    absl::ReaderMutexLock lock(&queue_streams->mu);
-    for (auto& [environment, connections] : queue_streams->by_environment) {
-      for (auto& [peer, streams] : connections) {
-        for (AdsStream* stream : streams) stream->Shutdown(status);
-      }
-    }
-  }
+  ForEachStream([&status](AdsStream* stream) { stream->Shutdown(status); });
   stopping_ = true;
   if (follower_.joinable()) follower_.join();
 }
@@ -100,12 +105,7 @@ void XdsServer::Accept(std::unique_ptr<AsyncCall> call) {
 
 size_t XdsServer::fanout_stream_count() {
   size_t count = 0;
-  for (auto& queue_streams : streams_) {
-    absl::ReaderMutexLock lock(&queue_streams->mu);
-    for (const auto& [environment, connections] : queue_streams->by_environment) {
-      for (const auto& [peer, streams] : connections) count += streams.size();
-    }
-  }
+  ForEachStream([&count](AdsStream*) { ++count; });
   return count;
 }
 

@@ -98,6 +98,9 @@ class XdsServer : private StreamRegistry {
     absl::Mutex mu;
     absl::flat_hash_map<std::string, StreamsByConnection> by_environment ABSL_GUARDED_BY(mu);
   };
+  // Calls `visit` on every registered stream, each queue's under its lock.
+  template <typename Visit>
+  void ForEachStream(Visit visit);
   // Pushes `changes` (by environment) to one queue's streams; runs on that queue's thread.
   void FanOutOnQueue(
       size_t queue, int64_t base_revision, int64_t revision,
