@@ -186,13 +186,12 @@ void NodeRegistry::FlushLoop() {
       next_heartbeat = now + options_.heartbeat_interval;
     }
     uint32_t shards_now = 0;
-    const bool held_back = now - next_slice < options_.max_progress_deferral && FanOutBusy(now);
-    if (now >= next_slice && !held_back) {
+    // A due slice waits while a fan-out is busy, for at most max_progress_deferral.
+    if (now >= next_slice &&
+        (now - next_slice >= options_.max_progress_deferral || !FanOutBusy(now))) {
       // Every slice that fell due meanwhile (a fan-out held them back) goes out now, so the
       // interval holds even when fan-outs follow each other.
-      absl::Duration unused;
-      const int64_t due =
-          std::min<int64_t>(kShards, 1 + absl::IDivDuration(now - next_slice, slice, &unused));
+      const int64_t due = std::min<int64_t>(kShards, 1 + (now - next_slice) / slice);
       for (int64_t i = 0; i < due; ++i) {
         shards_now |= 1u << progress_shard;
         progress_shard = (progress_shard + 1) % static_cast<int>(kShards);

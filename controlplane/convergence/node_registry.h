@@ -24,8 +24,9 @@ namespace meridian::convergence {
 // disconnects and NACKs: at 10,000 nodes, writing every node's row after every revision
 // cost PostgreSQL more CPU than the push itself. Progress goes out one shard at a time, so
 // the rows are spread evenly over the interval instead of arriving as one burst that competes
-// with a fan-out. Queries call Flush(), so this replica's answers are always current; other
-// replicas see progress within progress_flush_interval.
+// with a fan-out, and a due shard waits while a fan-out runs (at most max_progress_deferral).
+// Queries call Flush(), so this replica's answers are always current; other replicas see
+// progress within progress_flush_interval plus that deferral.
 class NodeRegistry : public xds::NodeTracker {
  public:
   struct Options {
@@ -88,13 +89,13 @@ class NodeRegistry : public xds::NodeTracker {
   absl::Status FlushChanges(uint32_t progress_shards);
   static constexpr uint32_t kAllShards = (1u << kShards) - 1;
   void FlushLoop();
+  // Whether progress rows should wait for a fan-out now.
+  bool FanOutBusy(absl::Time now);
 
   NodeStatusStore& store_;
   const Options options_;
   absl::Mutex flush_mu_;  // one flush at a time, in order
   std::array<Shard, kShards> shards_;
-  // Whether progress rows should wait for a fan-out now.
-  bool FanOutBusy(absl::Time now);
   absl::Mutex fan_out_mu_;
   int fan_outs_ ABSL_GUARDED_BY(fan_out_mu_) = 0;  // in progress
   absl::Time last_fan_out_end_ ABSL_GUARDED_BY(fan_out_mu_) = absl::InfinitePast();
