@@ -97,8 +97,9 @@ double MedianOf(const Rounds& rounds, double Row::*field) {
   return Median(values);
 }
 
-// The figures of a system at one N: each the median over its rounds.
+// The figures of a system at one N: each the median over its rounds (none: not measured).
 Row MedianRow(const Rounds& rounds) {
+  if (rounds.empty()) return Row{};
   Row row = rounds.front();
   for (double Row::*field :
        {&Row::p50, &Row::p99, &Row::max, &Row::all_streams, &Row::write_call, &Row::kb,
@@ -206,9 +207,11 @@ bool PrintSummary(const std::string& path) {
       most_rounds = std::max(most_rounds, rounds.size());
     }
   }
-  auto rounds_of = [](const std::map<std::string, Rounds>& targets, const char* name) {
+  static const Rounds kNotMeasured;
+  auto rounds_of = [](const std::map<std::string, Rounds>& targets,
+                      const char* name) -> const Rounds& {
     auto it = targets.find(name);
-    return it == targets.end() ? Rounds{} : it->second;
+    return it == targets.end() ? kNotMeasured : it->second;
   };
   if (most_rounds > 1) {
     std::printf("Each figure is the median of %zu rounds; missed is their sum.\n\n", most_rounds);
@@ -219,7 +222,7 @@ bool PrintSummary(const std::string& path) {
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& [streams, targets] : by_streams) {
     for (const char* name : {"meridian", "etcd", "bare"}) {
-      const Rounds rounds = rounds_of(targets, name);
+      const Rounds& rounds = rounds_of(targets, name);
       if (rounds.empty()) continue;
       const Row r = MedianRow(rounds);
       std::printf("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %lld | %s |\n", streams,
@@ -236,11 +239,10 @@ bool PrintSummary(const std::string& path) {
       "bare | CPU us/update M / etcd / bare |\n");
   std::printf("|---|---|---|---|---|\n");
   for (const auto& [streams, targets] : by_streams) {
-    const Rounds m_rounds = rounds_of(targets, "meridian"), e_rounds = rounds_of(targets, "etcd"),
-                 b_rounds = rounds_of(targets, "bare");
-    const Row m = m_rounds.empty() ? Row{} : MedianRow(m_rounds);
-    const Row e = e_rounds.empty() ? Row{} : MedianRow(e_rounds);
-    const Row b = b_rounds.empty() ? Row{} : MedianRow(b_rounds);
+    const Rounds& m_rounds = rounds_of(targets, "meridian");
+    const Rounds& e_rounds = rounds_of(targets, "etcd");
+    const Rounds& b_rounds = rounds_of(targets, "bare");
+    const Row m = MedianRow(m_rounds), e = MedianRow(e_rounds), b = MedianRow(b_rounds);
     std::printf("| %d | %s | %s | %s / %s / %s | %s / %s / %s |\n", streams,
                 PairedRatio(m_rounds, e_rounds).c_str(), PairedRatio(m_rounds, b_rounds).c_str(),
                 Cell(m.kb, "%.1f").c_str(), Cell(e.kb, "%.1f").c_str(), Cell(b.kb, "%.1f").c_str(),
@@ -251,8 +253,9 @@ bool PrintSummary(const std::string& path) {
     std::printf("\n| N | round | p99 ms M / etcd / bare | M / etcd | M / bare |\n");
     std::printf("|---|---|---|---|---|\n");
     for (const auto& [streams, targets] : by_streams) {
-      const Rounds m = rounds_of(targets, "meridian"), e = rounds_of(targets, "etcd"),
-                   b = rounds_of(targets, "bare");
+      const Rounds& m = rounds_of(targets, "meridian");
+      const Rounds& e = rounds_of(targets, "etcd");
+      const Rounds& b = rounds_of(targets, "bare");
       for (size_t i = 0; i < std::max({m.size(), e.size(), b.size()}); ++i) {
         auto p99 = [i](const Rounds& rounds) { return i < rounds.size() ? rounds[i].p99 : -1; };
         std::printf("| %d | %zu | %s / %s / %s | %s | %s |\n", streams, i + 1,
