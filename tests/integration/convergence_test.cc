@@ -164,5 +164,43 @@ TEST_F(ConvergenceTest, NodesAreListedAndFilteredByEnvironmentAndState) {
   EXPECT_TRUE(absl::IsNotFound(tracker_->RevisionStatus(999).status()));
 }
 
+// Progress rows travel as PostgreSQL arrays: node ids with quotes, backslashes, commas and
+// braces must come back unchanged, and only the replica holding a node moves its progress.
+TEST_F(ConvergenceTest, ProgressUpdatesKeepOddNodeIdsAndRespectTheHoldingReplica) {
+  const std::string odd_id = "we\"ird\\node,{x} y";
+  const absl::Time connected = absl::FromUnixSeconds(1'800'000'000);
+  NodeRecord record;
+  record.identity = {odd_id, "c", "prod", "z", "ua"};
+  record.replica = "replica-9";
+  record.streams = 1;
+  record.connected_since = connected;
+  record.last_seen = connected;
+  NodeRecord other = record;
+  other.identity.id = "plain";
+  ASSERT_TRUE(node_store_->Upsert({record, other}).ok());
+
+  record.last_sent_revision = 7;
+  record.applied_revision = 6;
+  record.last_seen = connected + absl::Seconds(30);
+  other.replica = "replica-elsewhere";  // does not hold "plain": must be ignored
+  other.applied_revision = 5;
+  ASSERT_TRUE(node_store_->UpdateProgress({record, other}).ok());
+
+  auto odd = node_store_->Get(odd_id, absl::Hours(1'000'000));
+  ASSERT_TRUE(odd.ok()) << odd.status();
+  EXPECT_EQ(odd->id(), odd_id);
+  EXPECT_EQ(odd->last_sent_revision(), 7);
+  EXPECT_EQ(odd->applied_revision(), 6);
+  EXPECT_EQ(odd->last_seen().seconds(), 1'800'000'030);
+  auto plain = node_store_->Get("plain", absl::Hours(1'000'000));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->applied_revision(), 0);
+
+  record.last_seen = connected;  // an older heartbeat never moves last_seen back
+  ASSERT_TRUE(node_store_->UpdateProgress({record}).ok());
+  EXPECT_EQ(node_store_->Get(odd_id, absl::Hours(1'000'000))->last_seen().seconds(),
+            1'800'000'030);
+}
+
 }  // namespace
 }  // namespace meridian::convergence
