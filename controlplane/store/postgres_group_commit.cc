@@ -29,29 +29,47 @@ std::string KeyTable(pqxx::transaction_base& txn, const std::vector<ResourceKey>
 constexpr char kJoinOnKey[] =
     "r.environment = k.environment AND r.kind = k.kind AND r.name = k.name";
 
-// Loads the current rows of `keys` and of the routes that point at `deleted_services`. No row
+struct LockedState {
+  int64_t base_revision = 0;
+  int64_t commit_micros = 0;
+  absl::flat_hash_map<ResourceKey, v1::Resource> current;
+};
+
+// Opens the transaction, takes the writers' lock (the meridian_state row) and loads the
+// current rows of `keys` and of the routes that point at `deleted_services`, in one round
+// trip. The load is a statement of its own after the lock: in READ COMMITTED each statement
+// takes a fresh snapshot, so it sees whatever the previous lock holder committed. No row
 // locks: every writer holds the meridian_state row lock, so nothing changes under us.
-absl::flat_hash_map<ResourceKey, v1::Resource> LoadCurrent(
-    pqxx::transaction_base& txn, const std::vector<ResourceKey>& keys,
-    const std::vector<ResourceKey>& deleted_services) {
-  absl::flat_hash_map<ResourceKey, v1::Resource> loaded;
-  std::string sql;
+LockedState LockAndLoad(pqxx::transaction_base& txn, const std::vector<ResourceKey>& keys,
+                        const std::vector<ResourceKey>& deleted_services) {
+  std::string load;
   if (!keys.empty()) {
-    sql = absl::StrCat("SELECT r.body FROM resources r JOIN ", KeyTable(txn, keys), " ON ",
-                       kJoinOnKey);
+    load = absl::StrCat("SELECT r.body FROM resources r JOIN ", KeyTable(txn, keys), " ON ",
+                        kJoinOnKey);
   }
   for (const ResourceKey& service : deleted_services) {
-    absl::StrAppend(&sql, sql.empty() ? "" : " UNION ALL ",
+    absl::StrAppend(&load, load.empty() ? "" : " UNION ALL ",
                     "SELECT body FROM resources WHERE environment = ",
                     txn.quote(service.environment), " AND kind = 'routes' AND refs @> ARRAY[",
                     txn.quote(service.name), "]::text[]");
   }
-  if (sql.empty()) return loaded;
+  // One row per loaded resource, each carrying the revision and the commit time (one row
+  // with a NULL body when nothing is loaded).
+  const std::string sql = absl::StrCat(
+      "BEGIN; SELECT 1 FROM meridian_state FOR UPDATE; "
+      "SELECT s.revision, s.micros, l.body FROM (SELECT revision, "
+      "(extract(epoch FROM now()) * 1000000)::bigint AS micros FROM meridian_state) s ",
+      load.empty() ? "LEFT JOIN (SELECT NULL::bytea AS body) l ON true"
+                   : absl::StrCat("LEFT JOIN (", load, ") l ON true"));
+  LockedState state;
   for (const auto& row : txn.exec(sql)) {
-    v1::Resource resource = ParseResourceBlob(row[0]);
-    loaded.emplace(model::KeyOf(resource), std::move(resource));
+    state.base_revision = row[0].as<int64_t>();
+    state.commit_micros = row[1].as<int64_t>();
+    if (row[2].is_null()) continue;
+    v1::Resource resource = ParseResourceBlob(row[2]);
+    state.current.emplace(model::KeyOf(resource), std::move(resource));
   }
-  return loaded;
+  return state;
 }
 
 std::string LabelsJson(pqxx::transaction_base& txn, const v1::Resource& resource) {
@@ -220,26 +238,22 @@ absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
       if (!opened.ok()) return opened.status();
       connection_ = std::move(*opened);
     }
-    // BEGIN/COMMIT travel inside the statements so a group costs three round trips: lock the
-    // revision counter, read the keys, write and commit.
+    // BEGIN/COMMIT travel inside the statements so a group costs two round trips: lock the
+    // revision counter and read the keys, then write and commit.
     pqxx::nontransaction session(*connection_);
-    const auto state = session.exec(
-        "BEGIN; SELECT revision, (extract(epoch FROM now()) * 1000000)::bigint "
-        "FROM meridian_state FOR UPDATE")[0];
-    const int64_t base_revision = state[0].as<int64_t>();
-    const int64_t commit_micros = state[1].as<int64_t>();
     std::vector<const ChangeSet*> change_sets;
     for (const auto& pending : group) change_sets.push_back(&pending->change_set);
-    ChangePlanner plan(base_revision,
-                       LoadCurrent(session, ChangePlanner::KeysToLoad(change_sets),
-                                   ChangePlanner::DeletedServices(change_sets)));
+    LockedState state = LockAndLoad(session, ChangePlanner::KeysToLoad(change_sets),
+                                    ChangePlanner::DeletedServices(change_sets));
+    const int64_t base_revision = state.base_revision;
+    ChangePlanner plan(base_revision, std::move(state.current));
     for (const auto& pending : group) results.push_back(plan.Apply(pending->change_set));
     if (plan.revision() == base_revision) {
       session.exec("ROLLBACK");
     } else {
       committing = true;
       session.exec(WritePlanSql(session, plan) + "COMMIT;");
-      committed = plan.ToRevisionRecords(commit_micros);
+      committed = plan.ToRevisionRecords(state.commit_micros);
     }
   } catch (...) {
     absl::Status status = StatusFromCurrentException("commit");
