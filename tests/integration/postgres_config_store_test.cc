@@ -17,6 +17,22 @@ using ::meridian::testing::Put;
 using ::meridian::testing::RouteResource;
 using ::meridian::testing::ServiceResource;
 
+// Adds one to the "count" label of prod/services/counter with an optimistic write (expected
+// version), retrying when another writer got there first. False on any other failure.
+bool IncrementCounter(PostgresConfigStore& store) {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    auto current = store.Get({v1::SERVICE, "prod", "counter"}, 0);
+    if (!current.ok()) return false;
+    v1::Resource next = *current;
+    const int count = next.labels().contains("count") ? std::stoi(next.labels().at("count")) : 0;
+    (*next.mutable_labels())["count"] = std::to_string(count + 1);
+    auto written = store.Commit(Changes({Put(next, current->version())}));
+    if (written.ok()) return true;
+    if (!absl::IsFailedPrecondition(written.status())) return false;
+  }
+  return false;
+}
+
 class PostgresConfigStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -238,18 +254,7 @@ TEST_F(PostgresConfigStoreTest, ConcurrentWritersNeverLoseAnUpdate) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < kIncrements; ++i) {
-        bool done = false;
-        for (int attempt = 0; attempt < 1000 && !done; ++attempt) {
-          auto current = store_->Get({v1::SERVICE, "prod", "counter"}, 0);
-          if (!current.ok()) break;
-          v1::Resource next = *current;
-          const int count = next.labels().contains("count") ? std::stoi(next.labels().at("count")) : 0;
-          (*next.mutable_labels())["count"] = std::to_string(count + 1);
-          auto written = store_->Commit(Changes({Put(next, current->version())}));
-          if (written.ok()) done = true;
-          else if (!absl::IsFailedPrecondition(written.status())) break;
-        }
-        if (!done) ++failures;
+        if (!IncrementCounter(*store_)) ++failures;
       }
     });
   }
@@ -278,19 +283,7 @@ TEST(PostgresConfigStoreReplicasTest, WritersOnTwoReplicasNeverLoseAnUpdate) {
     for (int t = 0; t < kThreadsPerReplica; ++t) {
       threads.emplace_back([&failures, store] {
         for (int i = 0; i < kIncrements; ++i) {
-          bool done = false;
-          for (int attempt = 0; attempt < 1000 && !done; ++attempt) {
-            auto current = store->Get({v1::SERVICE, "prod", "counter"}, 0);
-            if (!current.ok()) break;
-            v1::Resource next = *current;
-            const int count =
-                next.labels().contains("count") ? std::stoi(next.labels().at("count")) : 0;
-            (*next.mutable_labels())["count"] = std::to_string(count + 1);
-            auto written = store->Commit(Changes({Put(next, current->version())}));
-            if (written.ok()) done = true;
-            else if (!absl::IsFailedPrecondition(written.status())) break;
-          }
-          if (!done) ++failures;
+          if (!IncrementCounter(*store)) ++failures;
         }
       });
     }
