@@ -154,11 +154,14 @@ std::optional<std::string> DeltaAdsStream::NextResponse() {
 std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type_url,
                                                          TypeState& state) {
   if (!state.all_dirty && state.dirty.empty() && state.must_send.empty()) return std::nullopt;
-  const int64_t revision = seen_revision_;
+  // Read and labelled at one index revision: the fan-out of a revision newer than
+  // seen_revision_ may still be on its way, and finding nothing new it would never relabel.
+  const ResourceIndex::View index(context_.index);
+  const int64_t revision = index.revision();
   absl::flat_hash_set<std::string> candidates = std::move(state.dirty);
   candidates.insert(state.must_send.begin(), state.must_send.end());
   if (state.all_dirty) {
-    for (const auto& entry : context_.index.List(node_.environment, type_url)) {
+    for (const auto& entry : index.List(node_.environment, type_url)) {
       candidates.insert(entry->name);
     }
     for (const auto& [name, version] : state.client_versions) candidates.insert(name);
@@ -173,7 +176,7 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
       state.client_versions.erase(name);
       continue;
     }
-    XdsEntryPtr entry = context_.index.Get(node_.environment, type_url, name);
+    XdsEntryPtr entry = index.Get(node_.environment, type_url, name);
     auto held = state.client_versions.find(name);
     if (entry != nullptr) {
       if (held != state.client_versions.end() && held->second == entry->version &&
@@ -205,19 +208,20 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
 std::optional<std::string> DeltaAdsStream::BuildRemovals(const std::string& type_url,
                                                          TypeState& state) {
   std::vector<std::string> removed;
+  const ResourceIndex::View index(context_.index);
   for (const std::string& name : state.removals) {
     if (!Wants(state, name)) {
       state.client_versions.erase(name);  // unsubscribed meanwhile: forgotten untold
       continue;
     }
     // Back in the index since: it went out as an update in the first pass.
-    if (context_.index.Get(node_.environment, type_url, name) != nullptr) continue;
+    if (index.Get(node_.environment, type_url, name) != nullptr) continue;
     if (state.client_versions.erase(name) > 0) removed.push_back(name);
   }
   state.removals.clear();
   if (removed.empty()) return std::nullopt;
   ResponseWriter writer;
-  return SealResponse(writer, type_url, seen_revision_, removed);
+  return SealResponse(writer, type_url, index.revision(), removed);
 }
 
 std::string DeltaAdsStream::SealResponse(ResponseWriter& writer, const std::string& type_url,

@@ -113,21 +113,21 @@ int64_t ResourceIndex::revision() const {
   return revision_;
 }
 
-XdsEntryPtr ResourceIndex::Get(const std::string& environment, const std::string& type_url,
-                               const std::string& name) const {
-  absl::ReaderMutexLock lock(&mu_);
-  auto names = entries_.find(TypeKey{environment, type_url});
-  if (names == entries_.end()) return nullptr;
+XdsEntryPtr ResourceIndex::View::Get(const std::string& environment,
+                                     const std::string& type_url,
+                                     const std::string& name) const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  auto names = index_.entries_.find(TypeKey{environment, type_url});
+  if (names == index_.entries_.end()) return nullptr;
   auto entry = names->second.find(name);
   return entry == names->second.end() ? nullptr : entry->second;
 }
 
-std::vector<XdsEntryPtr> ResourceIndex::List(const std::string& environment,
-                                             const std::string& type_url) const {
+std::vector<XdsEntryPtr> ResourceIndex::View::List(const std::string& environment,
+                                                   const std::string& type_url) const
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   std::vector<XdsEntryPtr> result;
-  absl::ReaderMutexLock lock(&mu_);
-  auto names = entries_.find(TypeKey{environment, type_url});
-  if (names == entries_.end()) return result;
+  auto names = index_.entries_.find(TypeKey{environment, type_url});
+  if (names == index_.entries_.end()) return result;
   result.reserve(names->second.size());
   for (const auto& [name, entry] : names->second) result.push_back(entry);
   return result;

@@ -45,10 +45,28 @@ class ResourceIndex {
   // Applies whole revisions newer than revision(); returns what they touched.
   IndexUpdate Apply(const std::vector<store::RevisionPtr>& revisions);
 
+  // A consistent read: everything read through one View is the index at exactly revision(),
+  // so a response built from it can be labelled with that revision. Apply waits while a View
+  // is held: hold it only to build one response.
+  class View {
+   public:
+    explicit View(const ResourceIndex& index) : index_(index), lock_(&index.mu_) {}
+    int64_t revision() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return index_.revision_; }
+    XdsEntryPtr Get(const std::string& environment, const std::string& type_url,
+                    const std::string& name) const;
+    std::vector<XdsEntryPtr> List(const std::string& environment,
+                                  const std::string& type_url) const;
+
+   private:
+    const ResourceIndex& index_;
+    absl::ReaderMutexLock lock_;
+  };
+
   int64_t revision() const;
   XdsEntryPtr Get(const std::string& environment, const std::string& type_url,
-                  const std::string& name) const;
-  std::vector<XdsEntryPtr> List(const std::string& environment, const std::string& type_url) const;
+                  const std::string& name) const {
+    return View(*this).Get(environment, type_url, name);
+  }
 
   static XdsEntryPtr MakeEntry(const v1::Resource& resource);
 

@@ -91,14 +91,21 @@ std::optional<std::string> SotwAdsStream::NextResponse() {
 
 std::optional<std::string> SotwAdsStream::BuildResponse(const std::string& type_url,
                                                         TypeState& state, bool keep_removed) {
-  const int64_t revision = seen_revision_;
   std::vector<XdsEntryPtr> entries;
-  if (state.wildcard) {
-    entries = context_.index.List(node_.environment, type_url);
-  } else {
-    for (const std::string& name : state.names) {
-      if (XdsEntryPtr entry = context_.index.Get(node_.environment, type_url, name)) {
-        entries.push_back(std::move(entry));
+  int64_t revision = 0;
+  {
+    // Labelled with the revision the entries were read at: the fan-out of a revision newer
+    // than seen_revision_ may still be on its way, and finding nothing new it would never
+    // relabel this type.
+    const ResourceIndex::View index(context_.index);
+    revision = index.revision();
+    if (state.wildcard) {
+      entries = index.List(node_.environment, type_url);
+    } else {
+      for (const std::string& name : state.names) {
+        if (XdsEntryPtr entry = index.Get(node_.environment, type_url, name)) {
+          entries.push_back(std::move(entry));
+        }
       }
     }
   }

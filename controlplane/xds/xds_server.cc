@@ -190,8 +190,9 @@ absl::Status XdsServer::Resync() {
 }
 
 // Every queue thread pushes to its own streams, in parallel; the follower waits for all of
-// them before it advances the index again, so a response never carries resources from a
-// revision newer than the one it is labelled with.
+// them before it advances the index again, so a shared response is still exactly the index
+// when it is written. Responses a stream builds itself read a ResourceIndex::View and carry
+// the view's revision, which may be ahead of the fan-out that has reached the stream.
 void XdsServer::FanOut(IndexUpdate update) {
   absl::flat_hash_map<std::string, std::vector<const IndexChange*>> by_environment;
   for (IndexChange& change : update.changes) {

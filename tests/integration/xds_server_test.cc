@@ -2,7 +2,9 @@
 // subscribe, ACK/NACK, scoping, deletes, reconnect, replicas, stream limits, stuck clients.
 #include "controlplane/xds/xds_server.h"
 
+#include <atomic>
 #include <map>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -543,6 +545,85 @@ TEST_F(XdsServerTest, StuckClientDoesNotDelayOthers) {
     healthy->Send(DeltaAck(*response));
   }
   EXPECT_EQ(newest, last_revision_);
+}
+
+// Streams that subscribe while revisions are being applied: a response may read the index
+// after a revision was applied but before the fan-out told the stream of it. It must then be
+// labelled with that revision, not an older one, or the stream would hold the newest config
+// under an old version for good (the fan-out, when it comes, finds nothing new to send).
+// One queue thread and large revisions widen the window between applying and telling.
+TEST_F(XdsServerTest, ResponsesAreNeverLabelledOlderThanTheResourcesTheyCarry) {
+  replica_.reset();
+  replica_ = std::make_unique<Replica>(url_, XdsServerOptions{.threads = 1});
+  constexpr int kServices = 300;
+  const auto all_services = [](int port) {
+    std::vector<store::Mutation> mutations;
+    for (int s = 0; s < kServices; ++s) {
+      mutations.push_back(Put(ServiceResource("prod", absl::StrCat("s-", s), port)));
+    }
+    return mutations;
+  };
+  Write({Put(ServiceResource("prod", "anchor"))});
+  Write(all_services(9000));
+  constexpr int kWrites = 60;
+  std::atomic<bool> writing = true;
+  std::thread writer([&] {
+    for (int i = 1; i <= kWrites; ++i) {
+      EXPECT_TRUE(replica_->store->Commit(Changes(all_services(9000 + i))).ok());
+    }
+    writing = false;
+  });
+  const auto max_version = [](const auto& resources, const auto& version_of) {
+    int64_t newest = 0;
+    for (const auto& resource : resources) newest = std::max<int64_t>(newest, version_of(resource));
+    return newest;
+  };
+  int checked = 0;
+  for (int i = 0; i < 1000 && writing; ++i, ++checked) {
+    // Delta: a named subscription first, then the wildcard on the same stream.
+    auto delta = replica_->Delta();
+    DeltaDiscoveryRequest named = DeltaSubscribe(absl::StrCat("delta-", i), "prod");
+    named.add_resource_names_subscribe("anchor");
+    ASSERT_TRUE(delta->Send(named));
+    auto anchor = delta->Next();
+    ASSERT_TRUE(anchor.has_value());
+    DeltaDiscoveryRequest wildcard;
+    wildcard.set_type_url(kServiceType);
+    wildcard.set_response_nonce(anchor->nonce());
+    wildcard.add_resource_names_subscribe("*");
+    ASSERT_TRUE(delta->Send(wildcard));
+    auto everything = delta->Next();
+    ASSERT_TRUE(everything.has_value());
+    ASSERT_EQ(everything->resources_size(), kServices);
+    const int64_t newest_resource = max_version(
+        everything->resources(), [](const auto& r) { return std::stoll(r.version()); });
+    EXPECT_LE(newest_resource, std::stoll(everything->system_version_info()));
+
+    // State of the world: one name first, then all of them.
+    auto sotw = replica_->Sotw();
+    DiscoveryRequest request;
+    *request.mutable_node() = MakeNode(absl::StrCat("sotw-", i), "prod");
+    request.set_type_url(kServiceType);
+    request.add_resource_names("anchor");
+    ASSERT_TRUE(sotw->Send(request));
+    auto first = sotw->Next();
+    ASSERT_TRUE(first.has_value());
+    request.set_response_nonce(first->nonce());
+    request.set_version_info(first->version_info());
+    for (int s = 0; s < kServices; ++s) request.add_resource_names(absl::StrCat("s-", s));
+    ASSERT_TRUE(sotw->Send(request));
+    auto all = sotw->Next();
+    ASSERT_TRUE(all.has_value());
+    ASSERT_EQ(all->resources_size(), kServices + 1);
+    const int64_t newest_service = max_version(all->resources(), [](const auto& any) {
+      v1::Service service;
+      EXPECT_TRUE(any.UnpackTo(&service));
+      return service.mod_revision();
+    });
+    EXPECT_LE(newest_service, std::stoll(all->version_info()));
+  }
+  writer.join();
+  EXPECT_GT(checked, 5) << "streams subscribed while revisions were applied";
 }
 
 }  // namespace
