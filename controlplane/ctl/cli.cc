@@ -58,6 +58,26 @@ std::optional<absl::Duration> ParseWaitTimeout(const std::string& text) {
   return duration;
 }
 
+// --wait and --timeout of `status` and of the writes (`what` says what --wait waits for).
+void AddWaitFlags(CLI::App* command, ConvergenceWait& wait, const std::string& what) {
+  CLI::Option* wait_flag = command->add_flag(
+      "--wait", wait.enabled,
+      absl::StrCat(what, " until every connected node in scope has applied or rejected it"));
+  command
+      ->add_option_function<std::string>(
+          "--timeout", [&wait](const std::string& text) { wait.timeout = *ParseWaitTimeout(text); },
+          "how long --wait waits: 30s, 500ms, 2m (default 30s, at most 10m)")
+      ->type_name("DURATION")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            return ParseWaitTimeout(text).has_value()
+                       ? std::string()
+                       : absl::StrCat("not a duration: ", text, " (e.g. 30s, 500ms, 2m)");
+          },
+          ""))
+      ->needs(wait_flag);
+}
+
 using Runner = std::function<absl::Status(const CommandContext&)>;
 
 // Subcommands and what each runs once parsed; the argument structs outlive parsing.
@@ -81,6 +101,22 @@ struct CommandLine {
   std::vector<std::pair<CLI::App*, Runner>> commands;
   int exit_code = 0;  // when every command succeeded
 };
+
+// A write's runner: a --wait that timed out exits with kExitNotConverged.
+template <typename Args>
+void AddWriteCommand(CommandLine& line, CLI::App* command, Args& args,
+                     absl::StatusOr<bool> (*run)(const CommandContext&, const Args&)) {
+  AddWaitFlags(command, args.wait, "then wait for the new revision");
+  command->footer(
+      "Exit status: 0 written (with --wait: and converged); 3 written, but not converged\n"
+      "within --timeout; 1 error; 2 usage error.");
+  line.commands.emplace_back(command, [&line, &args, run](const CommandContext& c) -> absl::Status {
+    absl::StatusOr<bool> converged = run(c, args);
+    if (!converged.ok()) return converged.status();
+    if (!*converged) line.exit_code = kExitNotConverged;
+    return absl::OkStatus();
+  });
+}
 
 void AddGlobalFlags(CLI::App& app, CommandLine& line) {
   line.client.server = EnvOr("MERIDIAN_SERVER", "http://127.0.0.1:18080");
@@ -122,16 +158,14 @@ void AddResourceCommands(CLI::App& app, CommandLine& line) {
       "apply", "create or update the resources of YAML or JSON files, as one revision");
   apply->add_option("-f,--filename", line.apply.files, "file to apply, - for standard input")
       ->required();
-  line.commands.emplace_back(apply,
-                             [&line](const CommandContext& c) { return RunApply(c, line.apply); });
+  AddWriteCommand(line, apply, line.apply, &RunApply);
 
   CLI::App* remove = app.add_subcommand("delete", "delete one resource");
   remove->add_option("kind", line.remove.kind, "resource kind")->required();
   remove->add_option("name", line.remove.name, "resource name")->required();
   remove->add_option("--if-version", line.remove.if_version,
                      "only if the resource is still at this version");
-  line.commands.emplace_back(
-      remove, [&line](const CommandContext& c) { return RunDelete(c, line.remove); });
+  AddWriteCommand(line, remove, line.remove, &RunDelete);
 }
 
 void AddHistoryCommands(CLI::App& app, CommandLine& line) {
@@ -160,8 +194,7 @@ void AddHistoryCommands(CLI::App& app, CommandLine& line) {
       ->check(CLI::PositiveNumber);
   rollback->add_option("--kind", line.rollback.kind, "only this kind");
   rollback->add_option("--name", line.rollback.name, "only this resource (needs --kind)");
-  line.commands.emplace_back(
-      rollback, [&line](const CommandContext& c) { return RunRollback(c, line.rollback); });
+  AddWriteCommand(line, rollback, line.rollback, &RunRollback);
 
   CLI::App* watch = app.add_subcommand("watch", "print changes as they happen, until Ctrl-C");
   watch->add_option("--since", line.watch.since, "start after this revision (default: now)");
@@ -195,23 +228,7 @@ void AddConvergenceCommands(CLI::App& app, CommandLine& line) {
                        : std::string("must be a positive integer");
           },
           ""));
-  CLI::Option* wait =
-      status->add_flag("--wait", line.status.wait,
-                       "first wait until every connected node in scope has applied or rejected it");
-  status
-      ->add_option_function<std::string>(
-          "--timeout",
-          [&line](const std::string& text) { line.status.timeout = *ParseWaitTimeout(text); },
-          "how long --wait waits: 30s, 500ms, 2m (default 30s, at most 10m)")
-      ->type_name("DURATION")
-      ->check(CLI::Validator(
-          [](std::string& text) {
-            return ParseWaitTimeout(text).has_value()
-                       ? std::string()
-                       : absl::StrCat("not a duration: ", text, " (e.g. 30s, 500ms, 2m)");
-          },
-          ""))
-      ->needs(wait);
+  AddWaitFlags(status, line.status.wait, "first wait");
   status->add_flag("-A,--all-environments", line.status.all_environments,
                    "without REVISION: the newest revision of any environment");
   status->footer(
@@ -243,7 +260,8 @@ int RunCli(int argc, const char* const* argv, std::istream& in, std::ostream& ou
   app.fallthrough();  // global flags may follow the subcommand
   app.footer(
       "Kinds: services, endpoints, routes, certificates, configs (singular forms work too).\n"
-      "Exit status: 0 success; 1 error; 2 usage error; 3 `status`: not converged.\n");
+      "Exit status: 0 success; 1 error; 2 usage error; 3 not converged (`status`, or a write's\n"
+      "--wait that timed out).\n");
   CommandLine line;
   AddGlobalFlags(app, line);
   AddResourceCommands(app, line);
@@ -258,8 +276,11 @@ int RunCli(int argc, const char* const* argv, std::istream& in, std::ostream& ou
   line.flags.output = ParseOutput(line.output);
   line.flags.environment_explicit = line.environment_option->count() > 0;
   line.client.timeout = absl::Seconds(line.timeout_seconds);
-  if (line.status.wait) {
-    line.client.timeout = std::max(line.client.timeout, line.status.timeout + kWaitRequestMargin);
+  for (const ConvergenceWait* wait :
+       {&line.status.wait, &line.apply.wait, &line.remove.wait, &line.rollback.wait}) {
+    if (wait->enabled) {
+      line.client.timeout = std::max(line.client.timeout, wait->timeout + kWaitRequestMargin);
+    }
   }
 
   absl::StatusOr<std::unique_ptr<ApiClient>> client = ApiClient::Create(line.client);

@@ -68,6 +68,53 @@ int64_t IntOr(const json& object, const char* name, int64_t fallback) {
   return it != object.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
 }
 
+bool Converged(const json& status) {
+  const auto converged = status.find("converged");
+  return converged != status.end() && *converged == true;
+}
+
+// POST /api/v1/revisions/{revision}/wait: the revision's status once it converged or the
+// timeout passed, whichever is first.
+absl::StatusOr<json> AwaitConvergence(const CommandContext& context, int64_t revision,
+                                      absl::Duration timeout) {
+  const std::string timeout_text = absl::StrCat(absl::ToInt64Milliseconds(timeout), "ms");
+  absl::StatusOr<json> status = context.client.Post(
+      absl::StrCat("/api/v1/revisions/", revision, "/wait",
+                   QueryString({{"timeout", timeout_text}})),
+      json::object());
+  if (status.ok() && !Converged(*status)) {
+    context.err << "revision " << revision << " has not converged after "
+                << absl::FormatDuration(timeout) << "\n";
+  }
+  return status;
+}
+
+// Prints a write's result (`table` for the human view); with --wait, first waits for its
+// revision and adds the status: after the table, or as "convergence" in JSON and YAML.
+template <typename TableView>
+absl::StatusOr<bool> PrintWrite(const CommandContext& context, json result,
+                                const ConvergenceWait& wait, TableView table) {
+  if (!wait.enabled) {
+    Print(context, result, table);
+    return true;
+  }
+  absl::StatusOr<json> status =
+      AwaitConvergence(context, IntOr(result, "revision", 0), wait.timeout);
+  if (!status.ok()) {
+    // The write itself succeeded: say so before the error about waiting.
+    Print(context, result, table);
+    return status.status();
+  }
+  const bool converged = Converged(*status);
+  if (context.flags.output == OutputFormat::kTable) {
+    context.out << table() << RevisionStatusText(*status);
+  } else {
+    result["convergence"] = std::move(*status);
+    Print(context, result, [] { return std::string(); });
+  }
+  return converged;
+}
+
 // The server names a change of a batch by its index ("changes[1].put.spec: ..."); name the
 // document and resource the operator wrote instead.
 absl::Status DescribeBatchError(const absl::Status& status, const json& request) {
@@ -152,7 +199,7 @@ absl::Status RunList(const CommandContext& context, const ListArgs& args) {
   return absl::OkStatus();
 }
 
-absl::Status RunApply(const CommandContext& context, const ApplyArgs& args) {
+absl::StatusOr<bool> RunApply(const CommandContext& context, const ApplyArgs& args) {
   std::vector<json> documents;
   for (const std::string& file : args.files) {
     absl::StatusOr<std::string> text = ReadInput(context, file);
@@ -170,14 +217,14 @@ absl::Status RunApply(const CommandContext& context, const ApplyArgs& args) {
   if (!request.ok()) return request.status();
   absl::StatusOr<json> result = context.client.Post("/api/v1/changes", *request);
   if (!result.ok()) return DescribeBatchError(result.status(), *request);
-  Print(context, *result, [&] {
-    return absl::StrCat(WrittenResourcesText((*result)["resources"], context.flags.environment),
-                        "revision ", IntOr(*result, "revision", 0), "\n");
+  const json& written = *result;
+  return PrintWrite(context, written, args.wait, [&] {
+    return absl::StrCat(WrittenResourcesText(written["resources"], context.flags.environment),
+                        "revision ", IntOr(written, "revision", 0), "\n");
   });
-  return absl::OkStatus();
 }
 
-absl::Status RunDelete(const CommandContext& context, const DeleteArgs& args) {
+absl::StatusOr<bool> RunDelete(const CommandContext& context, const DeleteArgs& args) {
   absl::StatusOr<std::string> kind = CanonicalKind(args.kind);
   if (!kind.ok()) return kind.status();
   json body = json::object();
@@ -185,11 +232,10 @@ absl::Status RunDelete(const CommandContext& context, const DeleteArgs& args) {
   absl::StatusOr<json> result = context.client.Delete(
       ResourcePath(context.flags.environment, *kind, args.name), body, args.if_version);
   if (!result.ok()) return result.status();
-  Print(context, *result, [&] {
-    return absl::StrCat(*kind, "/", args.name, " deleted (revision ", IntOr(*result, "revision", 0),
-                        ")\n");
+  const int64_t revision = IntOr(*result, "revision", 0);
+  return PrintWrite(context, *result, args.wait, [&] {
+    return absl::StrCat(*kind, "/", args.name, " deleted (revision ", revision, ")\n");
   });
-  return absl::OkStatus();
 }
 
 absl::Status RunHistory(const CommandContext& context, const HistoryArgs& args) {
@@ -236,7 +282,7 @@ absl::Status RunDiff(const CommandContext& context, const DiffArgs& args) {
   return absl::OkStatus();
 }
 
-absl::Status RunRollback(const CommandContext& context, const RollbackArgs& args) {
+absl::StatusOr<bool> RunRollback(const CommandContext& context, const RollbackArgs& args) {
   absl::StatusOr<std::string> kind = OptionalKind(args.kind);
   if (!kind.ok()) return kind.status();
   if (!args.name.empty() && kind->empty()) {
@@ -249,18 +295,18 @@ absl::Status RunRollback(const CommandContext& context, const RollbackArgs& args
   if (!args.name.empty()) request["name"] = args.name;
   absl::StatusOr<json> result = context.client.Post("/api/v1/rollback", request);
   if (!result.ok()) return result.status();
-  if (context.flags.output != OutputFormat::kTable) {
-    Print(context, *result, [] { return std::string(); });
-    return absl::OkStatus();
-  }
   const int64_t revision = IntOr(*result, "revision", 0);
-  // The write response lists what was put, not what was deleted; the revision record has
-  // every change.
-  absl::StatusOr<json> record = context.client.Get(absl::StrCat("/api/v1/revisions/", revision));
-  if (!record.ok()) return record.status();
-  context.out << ChangeRecordsText((*record)["changes"], context.flags.environment)
-              << "rolled back to revision " << args.to << " as revision " << revision << "\n";
-  return absl::OkStatus();
+  std::string text;
+  if (context.flags.output == OutputFormat::kTable) {
+    // The write response lists what was put, not what was deleted; the revision record has
+    // every change.
+    absl::StatusOr<json> record =
+        context.client.Get(absl::StrCat("/api/v1/revisions/", revision));
+    if (!record.ok()) return record.status();
+    text = absl::StrCat(ChangeRecordsText((*record)["changes"], context.flags.environment),
+                        "rolled back to revision ", args.to, " as revision ", revision, "\n");
+  }
+  return PrintWrite(context, *result, args.wait, [&] { return text; });
 }
 
 absl::Status RunWatch(const CommandContext& context, const WatchArgs& args) {
@@ -332,24 +378,13 @@ absl::StatusOr<bool> RunStatus(const CommandContext& context, const StatusArgs& 
     if (!newest.ok()) return newest.status();
     revision = *newest;
   }
-  const std::string path = absl::StrCat("/api/v1/revisions/", revision);
-  absl::StatusOr<json> status;
-  if (args.wait) {
-    const std::string timeout = absl::StrCat(absl::ToInt64Milliseconds(args.timeout), "ms");
-    status = context.client.Post(absl::StrCat(path, "/wait", QueryString({{"timeout", timeout}})),
-                                 json::object());
-  } else {
-    status = context.client.Get(path + "/status");
-  }
+  absl::StatusOr<json> status =
+      args.wait.enabled
+          ? AwaitConvergence(context, revision, args.wait.timeout)
+          : context.client.Get(absl::StrCat("/api/v1/revisions/", revision, "/status"));
   if (!status.ok()) return status.status();
-  const auto converged_field = status->find("converged");
-  const bool converged = converged_field != status->end() && *converged_field == true;
   Print(context, *status, [&] { return RevisionStatusText(*status); });
-  if (args.wait && !converged) {
-    context.err << "revision " << revision << " has not converged after "
-                << absl::FormatDuration(args.timeout) << "\n";
-  }
-  return converged;
+  return Converged(*status);
 }
 
 absl::Status RunNodes(const CommandContext& context, const NodesArgs& args) {

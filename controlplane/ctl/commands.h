@@ -32,6 +32,13 @@ struct CommandContext {
   std::ostream& err;
 };
 
+// --wait on status and on writes: wait until every connected node in scope has applied or
+// rejected the revision, for at most `timeout`.
+struct ConvergenceWait {
+  bool enabled = false;
+  absl::Duration timeout = absl::Seconds(30);
+};
+
 struct GetArgs {
   std::string kind;
   std::string name;
@@ -44,11 +51,13 @@ struct ListArgs {
 };
 struct ApplyArgs {
   std::vector<std::string> files;  // "-" = standard input
+  ConvergenceWait wait;
 };
 struct DeleteArgs {
   std::string kind;
   std::string name;
   int64_t if_version = 0;
+  ConvergenceWait wait;
 };
 struct HistoryArgs {
   std::string kind;
@@ -66,6 +75,7 @@ struct RollbackArgs {
   int64_t to = 0;
   std::string kind;
   std::string name;
+  ConvergenceWait wait;
 };
 struct WatchArgs {
   int64_t since = -1;  // -1 = from now on
@@ -78,8 +88,7 @@ struct StatusArgs {
   // 0 = the newest revision that changed the environment (with -A: the newest revision).
   int64_t revision = 0;
   bool all_environments = false;
-  bool wait = false;
-  absl::Duration timeout = absl::Seconds(30);  // of --wait
+  ConvergenceWait wait;
 };
 struct NodesArgs {
   std::string status;  // connected, disconnected, or empty / "all"
@@ -89,12 +98,14 @@ struct NodesArgs {
 absl::Status RunGet(const CommandContext& context, const GetArgs& args);
 // Follows next_page_token, pinning every page to the revision of the first.
 absl::Status RunList(const CommandContext& context, const ListArgs& args);
-// All documents of all files as one atomic change set.
-absl::Status RunApply(const CommandContext& context, const ApplyArgs& args);
-absl::Status RunDelete(const CommandContext& context, const DeleteArgs& args);
+// The writes: apply (all documents of all files as one atomic change set), delete and rollback.
+// With `wait` they then wait for the new revision to converge, print its status too, and
+// return whether it converged; without, they return true.
+absl::StatusOr<bool> RunApply(const CommandContext& context, const ApplyArgs& args);
+absl::StatusOr<bool> RunDelete(const CommandContext& context, const DeleteArgs& args);
+absl::StatusOr<bool> RunRollback(const CommandContext& context, const RollbackArgs& args);
 absl::Status RunHistory(const CommandContext& context, const HistoryArgs& args);
 absl::Status RunDiff(const CommandContext& context, const DiffArgs& args);
-absl::Status RunRollback(const CommandContext& context, const RollbackArgs& args);
 // Prints events until interrupted, resuming transparently after an idle timeout or a broken
 // connection (without repeating or skipping events); returns when the server cannot be
 // reached or sends an error.

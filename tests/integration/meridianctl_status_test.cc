@@ -1,5 +1,5 @@
-// meridianctl status and nodes end to end: the real binary against an in-process control
-// plane, with xDS nodes on real ADS streams that ACK, NACK or stay silent.
+// meridianctl status, nodes and the writes' --wait end to end: the real binary against an
+// in-process control plane, with xDS nodes on real ADS streams that ACK, NACK or stay silent.
 #include <memory>
 #include <optional>
 #include <string>
@@ -165,6 +165,57 @@ TEST_F(MeridianctlStatusTest, StatusRejectsBadInput) {
   EXPECT_THAT(too_long.err, HasSubstr("timeout"));
   EXPECT_THAT(CtlOk({"status", "--help"}),
               AllOf(HasSubstr("--wait"), HasSubstr("Exit status"), HasSubstr("3 not converged")));
+}
+
+// apply, delete and rollback --wait wait for their own revision (not whatever is newest when
+// a separate `status` runs), print its status after the write, and exit 3 when it did not
+// converge in time, the write itself being done.
+TEST_F(MeridianctlStatusTest, WritesWithWaitReturnOnceTheirRevisionConverged) {
+  ASSERT_NO_FATAL_FAILURE(ConnectFleet());
+  Subprocess apply(Argv({"apply", "-f", "-", "--wait", "--timeout", "20s"}), Environment(),
+                   kCheckout9090);
+  auto good = good_->Next();
+  ASSERT_TRUE(good.has_value());
+  auto picky = picky_->Next();
+  ASSERT_TRUE(picky.has_value());
+  auto slow = slow_->Next();
+  ASSERT_TRUE(slow.has_value());
+  good_->Ack(*good);
+  picky_->Nack(*picky, "port 9090 is taken on this host");
+  absl::SleepFor(absl::Milliseconds(200));  // the last answer comes while apply waits
+  slow_->Ack(*slow);
+  ASSERT_EQ(apply.Wait(), 0) << apply.out() << apply.err();
+  const int64_t second = std::stoll(good->system_version_info());
+  EXPECT_THAT(apply.out(),
+              AllOf(StartsWith("services/checkout configured"),
+                    HasSubstr(absl::StrCat("revision ", second, "\nRevision:      ", second,
+                                           "\n")),
+                    HasSubstr("Converged:     yes"),
+                    HasSubstr("3 in scope, 2 applied, 1 nacked, 0 pending")))
+      << apply.out();
+
+  // Nobody answers the delete within 300 ms: exit 3, yet the service is gone.
+  CtlResult deleted = Ctl({"delete", "services", "checkout", "--wait", "--timeout", "300ms"});
+  EXPECT_EQ(deleted.exit_code, 3) << deleted;
+  EXPECT_THAT(deleted.out, AllOf(HasSubstr("services/checkout deleted (revision "),
+                                 HasSubstr("Converged:     no"), HasSubstr("2 pending")))
+      << deleted;
+  EXPECT_THAT(deleted.err, ContainsRegex("revision [0-9]+ has not converged after 300ms"));
+  EXPECT_EQ(Ctl({"get", "services", "checkout"}).exit_code, 1);
+
+  // JSON carries the write and its convergence in one document.
+  CtlResult rolled_back = Ctl({"rollback", "--to", absl::StrCat(first_), "-o", "json", "--wait",
+                               "--timeout", "300ms"});
+  EXPECT_EQ(rolled_back.exit_code, 3) << rolled_back;
+  const json parsed = json::parse(rolled_back.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(parsed.is_object()) << rolled_back;
+  EXPECT_GT(parsed.value("revision", 0), second);
+  EXPECT_EQ(parsed["convergence"]["revision"], parsed["revision"]);
+  EXPECT_EQ(parsed["convergence"]["converged"], false);
+  EXPECT_THAT(CtlOk({"get", "services", "checkout", "-o", "yaml"}), HasSubstr("port: 8080"));
+
+  EXPECT_EQ(Ctl({"apply", "-f", "-", "--timeout", "5s"}, kWeb).exit_code, 2);  // needs --wait
+  EXPECT_THAT(CtlOk({"delete", "--help"}), AllOf(HasSubstr("--wait"), HasSubstr("3 written")));
 }
 
 TEST_F(MeridianctlStatusTest, NodesListsNodesByEnvironmentAndStatus) {
