@@ -52,6 +52,8 @@ class XdsTestNode {
   }
 
   bool Ack(const Response& response) { return client_.Send(Reply(response, "")); }
+  // Waits until the control plane ends the stream; its status.
+  grpc::Status AwaitClose() { return client_.AwaitClose(); }
   bool Nack(const Response& response, const std::string& error) {
     return client_.Send(Reply(response, error));
   }
