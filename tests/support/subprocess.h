@@ -4,11 +4,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -32,26 +33,45 @@ class Subprocess {
       ADD_FAILURE() << "pipe2 failed";
       return;
     }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], 0);
-    posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-    posix_spawn_file_actions_adddup2(&actions, err[1], 2);
     std::vector<char*> argv;
     for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
     argv.push_back(nullptr);
     std::vector<char*> envp;
     for (const auto& var : env) envp.push_back(const_cast<char*>(var.c_str()));
     envp.push_back(nullptr);
-    const int spawned = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
+    // fork + exec rather than posix_spawn, for PR_SET_PDEATHSIG: a test that crashes must not
+    // leave a server behind. Between fork and exec only async-signal-safe calls.
+    int exec_error[2];
+    if (pipe2(exec_error, O_CLOEXEC) != 0) {
+      ADD_FAILURE() << "pipe2 failed";
+      return;
+    }
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);  // the parent is already gone
+      dup2(in[0], 0);
+      dup2(out[1], 1);
+      dup2(err[1], 2);
+      execve(argv[0], argv.data(), envp.data());
+      const int error = errno;
+      (void)!write(exec_error[1], &error, sizeof(error));
+      _exit(127);
+    }
+    close(exec_error[1]);
     close(in[0]);
     close(out[1]);
     close(err[1]);
-    if (spawned != 0) {
-      ADD_FAILURE() << "posix_spawn " << args[0] << ": " << strerror(spawned);
+    int error = 0;
+    if (pid_ < 0) {
+      ADD_FAILURE() << "fork: " << strerror(errno);
+    } else if (read(exec_error[0], &error, sizeof(error)) == sizeof(error)) {
+      ADD_FAILURE() << "exec " << args[0] << ": " << strerror(error);
+      waitpid(pid_, nullptr, 0);
       pid_ = -1;
     }
+    close(exec_error[0]);
     if (!stdin_text.empty() && write(in[1], stdin_text.data(), stdin_text.size()) < 0) {
       ADD_FAILURE() << "writing stdin failed";
     }
