@@ -32,7 +32,8 @@ OutputJson NodeJson(const v1::NodeStatus& node) {
                     {"connected", node.connected()},
                     {"last_sent_revision", node.last_sent_revision()},
                     {"applied_revision", node.applied_revision()},
-                    {"nacked_revision", node.nacked_revision()}};
+                    {"nacked_revision", node.nacked_revision()},
+                    {"answered_revision", node.answered_revision()}};
   if (node.nacked_revision() > 0) {
     out["nack_type_url"] = node.nack_type_url();
     out["nack_error"] = node.nack_error();

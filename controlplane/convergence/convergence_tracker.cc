@@ -23,9 +23,12 @@ v1::RevisionStatus ClassifyNodes(int64_t revision, const std::vector<std::string
     if (node.applied_revision() >= revision) {
       *status.add_applied() = node;
     } else if (node.nacked_revision() >= revision ||
-               node.nacked_revision() > node.applied_revision()) {
-      // Rejected this revision, or an earlier one it has not got past since: either way it
-      // does not run this revision, and waiting will not change that.
+               (node.nacked_revision() > node.applied_revision() &&
+                node.answered_revision() >= revision)) {
+      // Rejected this revision, or has answered it while still rejecting an earlier one:
+      // either way it does not run this revision, and waiting will not change that. A node
+      // stuck on an earlier rejection that has not answered this revision yet is pending:
+      // this revision may be the fix.
       *status.add_nacked() = node;
     } else if (node.connected()) {
       *status.add_pending() = node;

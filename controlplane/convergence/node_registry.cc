@@ -85,6 +85,16 @@ void NodeRegistry::Synced(const xds::NodeIdentity& identity, int64_t revision) {
     node.record.last_seen = options_.now();
     if (node.record.applied_revision >= revision) return;
     node.record.applied_revision = revision;
+    node.record.answered_revision = std::max(node.record.answered_revision, revision);
+    MarkDirty(node, Dirty::kProgress);
+  });
+}
+
+void NodeRegistry::Answered(const xds::NodeIdentity& identity, int64_t revision) {
+  UpdateNode(identity.id, [&](Node& node) {
+    node.record.last_seen = options_.now();
+    if (node.record.answered_revision >= revision) return;
+    node.record.answered_revision = revision;
     MarkDirty(node, Dirty::kProgress);
   });
 }

@@ -59,6 +59,7 @@ class NodeRegistry : public xds::NodeTracker {
   void StreamClosed(const xds::NodeIdentity& node, uint64_t stream_id) override;
   void Sent(const xds::NodeIdentity& node, int64_t revision) override;
   void Synced(const xds::NodeIdentity& node, int64_t revision) override;
+  void Answered(const xds::NodeIdentity& node, int64_t revision) override;
   void Nacked(const xds::NodeIdentity& node, const std::string& type_url, int64_t revision,
               const std::string& error) override;
   void FanOutStarted() override;

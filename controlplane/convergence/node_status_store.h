@@ -21,6 +21,7 @@ struct NodeRecord {
   int64_t last_sent_revision = 0;
   int64_t applied_revision = 0;
   int64_t nacked_revision = 0;
+  int64_t answered_revision = 0;
   std::string nack_type_url;
   std::string nack_error;
 };

@@ -53,20 +53,23 @@ absl::Status PostgresNodeStatusStore::Upsert(const std::vector<NodeRecord>& reco
           record.connected_since == absl::InfinitePast() ? "NULL" : Micros(record.connected_since),
           ",", Micros(record.last_seen), ",", record.last_sent_revision, ",",
           record.applied_revision, ",", record.nacked_revision, ",",
-          txn.quote(record.nack_type_url), ",", txn.quote(record.nack_error), ")");
+          txn.quote(record.nack_type_url), ",", txn.quote(record.nack_error), ",",
+          record.answered_revision, ")");
     }
     // Sorted by node id so concurrent replicas lock rows in the same order.
     txn.exec(absl::StrCat(
         "INSERT INTO nodes AS n (node_id, cluster, environment, zone, user_agent, replica, "
         "streams, connected_since, last_seen, last_sent_revision, applied_revision, "
-        "nacked_revision, nack_type_url, nack_error) SELECT * FROM (VALUES ", values,
+        "nacked_revision, nack_type_url, nack_error, answered_revision) SELECT * FROM (VALUES ",
+        values,
         ") v ORDER BY 1 ON CONFLICT (node_id) DO UPDATE SET cluster = EXCLUDED.cluster, "
         "environment = EXCLUDED.environment, zone = EXCLUDED.zone, user_agent = "
         "EXCLUDED.user_agent, replica = EXCLUDED.replica, streams = EXCLUDED.streams, "
         "connected_since = EXCLUDED.connected_since, last_seen = EXCLUDED.last_seen, "
         "last_sent_revision = EXCLUDED.last_sent_revision, applied_revision = "
         "EXCLUDED.applied_revision, nacked_revision = EXCLUDED.nacked_revision, nack_type_url = "
-        "EXCLUDED.nack_type_url, nack_error = EXCLUDED.nack_error "
+        "EXCLUDED.nack_type_url, nack_error = EXCLUDED.nack_error, answered_revision = "
+        "EXCLUDED.answered_revision "
         "WHERE n.replica = EXCLUDED.replica OR EXCLUDED.streams > 0 OR n.streams = 0"));
     txn.commit();
     return absl::OkStatus();
@@ -78,7 +81,7 @@ absl::Status PostgresNodeStatusStore::UpdateProgress(const std::vector<NodeRecor
   // Five arrays as parameters rather than a VALUES list: PostgreSQL parses and joins them
   // about three times faster (a 10,000-row update took 17 ms instead of 42), and nothing
   // needs SQL quoting.
-  std::string ids = "{", replicas = "{", sent = "{", applied = "{", seen = "{";
+  std::string ids = "{", replicas = "{", sent = "{", applied = "{", answered = "{", seen = "{";
   for (const NodeRecord& record : records) {
     const char* separator = ids.size() > 1 ? "," : "";
     absl::StrAppend(&ids, separator);
@@ -87,19 +90,23 @@ absl::Status PostgresNodeStatusStore::UpdateProgress(const std::vector<NodeRecor
     AppendArrayElement(record.replica, replicas);
     absl::StrAppend(&sent, separator, record.last_sent_revision);
     absl::StrAppend(&applied, separator, record.applied_revision);
+    absl::StrAppend(&answered, separator, record.answered_revision);
     absl::StrAppend(&seen, separator, absl::ToUnixMicros(record.last_seen));
   }
-  for (std::string* array : {&ids, &replicas, &sent, &applied, &seen}) array->push_back('}');
+  for (std::string* array : {&ids, &replicas, &sent, &applied, &answered, &seen}) {
+    array->push_back('}');
+  }
   return pool_.Run("node progress", [&](pqxx::connection& connection) -> absl::Status {
     pqxx::work txn(connection);
     // Only the columns that change; no index covers them, so PostgreSQL updates in place (HOT).
     txn.exec_params(
         "UPDATE nodes AS n SET last_sent_revision = v.sent, applied_revision = v.applied, "
+        "answered_revision = v.answered, "
         "last_seen = GREATEST(n.last_seen, to_timestamp(v.seen::float8 / 1000000)) "
-        "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) "
-        "AS v(node_id, replica, sent, applied, seen) "
+        "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], "
+        "$6::bigint[]) AS v(node_id, replica, sent, applied, answered, seen) "
         "WHERE n.node_id = v.node_id AND n.replica = v.replica",
-        ids, replicas, sent, applied, seen);
+        ids, replicas, sent, applied, answered, seen);
     txn.commit();
     return absl::OkStatus();
   });
@@ -115,7 +122,8 @@ absl::StatusOr<std::vector<v1::NodeStatus>> PostgresNodeStatusStore::Query(
         "streams > 0 AND last_seen > now() - interval '", absl::ToInt64Milliseconds(staleness),
         " milliseconds', ", EpochMicros("first_seen"), ", ", EpochMicros("connected_since"), ", ",
         EpochMicros("last_seen"),
-        ", last_sent_revision, applied_revision, nacked_revision, nack_type_url, nack_error "
+        ", last_sent_revision, applied_revision, nacked_revision, nack_type_url, nack_error, "
+        "answered_revision "
         "FROM nodes WHERE ", where(txn), " ORDER BY node_id"));
     for (const auto& row : rows) {
       v1::NodeStatus& node = nodes.emplace_back();
@@ -134,6 +142,7 @@ absl::StatusOr<std::vector<v1::NodeStatus>> PostgresNodeStatusStore::Query(
       node.set_nacked_revision(row[12].as<int64_t>());
       node.set_nack_type_url(row[13].as<std::string>());
       node.set_nack_error(row[14].as<std::string>());
+      node.set_answered_revision(row[15].as<int64_t>());
     }
     return absl::OkStatus();
   }));

@@ -81,11 +81,17 @@ void AdsStream::RecordAck(const std::string& type_url, int64_t revision) {
 void AdsStream::RecordSent(int64_t revision) { context_.tracker.Sent(node_, revision); }
 
 void AdsStream::UpdateSynced() {
-  if (!identified() || !rejected_.empty() || !Settled() || seen_revision_ <= synced_revision_) {
+  if (!identified() || seen_revision_ <= std::max(synced_revision_, answered_revision_) ||
+      !Settled()) {
     return;
   }
-  synced_revision_ = seen_revision_;
-  context_.tracker.Synced(node_, synced_revision_);
+  if (rejected_.empty()) {
+    synced_revision_ = seen_revision_;
+    context_.tracker.Synced(node_, synced_revision_);
+  } else {
+    answered_revision_ = seen_revision_;
+    context_.tracker.Answered(node_, answered_revision_);
+  }
 }
 
 void AdsStream::OnRevision(int64_t base_revision, int64_t revision,

@@ -114,6 +114,7 @@ class AdsStream : public AsyncBidiReactor {
   std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   int64_t synced_revision_ ABSL_GUARDED_BY(mu_) = -1;
+  int64_t answered_revision_ ABSL_GUARDED_BY(mu_) = -1;  // reported while a type is rejected
   // Types whose last response was rejected, with the rejected revision: the node is not
   // synced until a later response of that type is accepted.
   absl::flat_hash_map<std::string, int64_t> rejected_ ABSL_GUARDED_BY(mu_);

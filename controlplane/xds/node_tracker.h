@@ -28,6 +28,10 @@ class NodeTracker {
   // The node has applied everything relevant to it up to `revision` (all sent responses
   // ACKed, nothing pending). Never moves backwards for a stream.
   virtual void Synced(const NodeIdentity& node, int64_t revision) = 0;
+  // The node has answered every response up to `revision` (nothing in flight) but still
+  // rejects an earlier one, so it will not apply `revision` until a later revision changes
+  // what it rejected. Only for such nodes: Synced implies answered.
+  virtual void Answered(const NodeIdentity& node, int64_t revision) = 0;
   // The node rejected the response for `type_url` produced at `revision`; it keeps its last
   // good config for that type.
   virtual void Nacked(const NodeIdentity& node, const std::string& type_url, int64_t revision,

@@ -19,6 +19,7 @@ using ::envoy::service::discovery::v3::DeltaDiscoveryResponse;
 using ::meridian::testing::Changes;
 using ::meridian::testing::DeltaClient;
 using ::meridian::testing::Put;
+using ::meridian::testing::RouteResource;
 using ::meridian::testing::ServiceResource;
 
 class ConvergenceTest : public ::testing::Test {
@@ -81,6 +82,12 @@ class ConvergenceTest : public ::testing::Test {
     return reply;
   }
 
+  // Reads the client's next response and ACKs it, or NACKs it with `error`; false if none came.
+  static bool AnswerNext(DeltaClient& client, const std::string& error = "") {
+    auto response = client.Next();
+    return response.has_value() && client.Send(Reply(*response, error));
+  }
+
   std::unique_ptr<store::PostgresConfigStore> store_;
   std::unique_ptr<store::ChangeFeed> feed_;
   std::unique_ptr<PostgresNodeStatusStore> node_store_;
@@ -134,12 +141,45 @@ TEST_F(ConvergenceTest, RevisionStatusShowsAppliedNackedAndPendingNodes) {
   EXPECT_EQ(after->disconnected(0).id(), "slow");
 }
 
+// A node stuck on a rejected revision counts as nacked for a later revision once it has
+// answered it (here one that sends it nothing): waiting will not change that. A revision
+// that fixes what it rejected finds it pending until it answers, then applied.
+TEST_F(ConvergenceTest, NodeStuckOnARejectionIsNackedForWhatItAnsweredAndPendingForTheFix) {
+  Write("prod", "a", 8080);
+  auto picky = Connect("picky", "prod");
+  ASSERT_TRUE(AnswerNext(*picky));
+  Write("prod", "a", 9090);
+  ASSERT_TRUE(AnswerNext(*picky, "port 9090 is taken on this host"));
+
+  // A route: the node subscribes to services only, so it is sent nothing.
+  auto route = store_->Commit(Changes({Put(RouteResource("prod", "shop", {{"a", 100}}))}));
+  ASSERT_TRUE(route.ok()) << route.status();
+  auto unrelated = tracker_->WaitForRevision(route->revision, absl::Seconds(10));
+  ASSERT_TRUE(unrelated.ok()) << unrelated.status();
+  EXPECT_TRUE(unrelated->converged());
+  ASSERT_EQ(unrelated->nacked_size(), 1);
+  EXPECT_EQ(unrelated->nacked(0).answered_revision(), route->revision);
+  EXPECT_EQ(unrelated->nacked(0).nack_error(), "port 9090 is taken on this host");
+
+  const int64_t fix = Write("prod", "a", 8081);
+  auto before_answer = tracker_->RevisionStatus(fix);
+  ASSERT_TRUE(before_answer.ok()) << before_answer.status();
+  EXPECT_FALSE(before_answer->converged());
+  ASSERT_EQ(before_answer->pending_size(), 1) << before_answer->DebugString();
+  EXPECT_EQ(before_answer->pending(0).id(), "picky");
+
+  ASSERT_TRUE(AnswerNext(*picky));
+  auto after = tracker_->WaitForRevision(fix, absl::Seconds(10));
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(after->converged());
+  ASSERT_EQ(after->applied_size(), 1) << after->DebugString();
+  EXPECT_EQ(after->applied(0).applied_revision(), fix);
+}
+
 TEST_F(ConvergenceTest, NodesAreListedAndFilteredByEnvironmentAndState) {
   Write("prod", "a", 8080);
   auto prod = Connect("prod-1", "prod");
-  auto first = prod->Next();
-  ASSERT_TRUE(first.has_value());
-  prod->Send(Reply(*first));
+  ASSERT_TRUE(AnswerNext(*prod));
   {
     auto gone = Connect("staging-1", "staging");
     absl::SleepFor(absl::Milliseconds(200));

@@ -38,6 +38,7 @@ class RecordingTracker : public NodeTracker {
   void StreamOpened(const NodeIdentity&, uint64_t) override {}
   void StreamClosed(const NodeIdentity&, uint64_t) override {}
   void Sent(const NodeIdentity&, int64_t) override {}
+  void Answered(const NodeIdentity&, int64_t) override {}
   void Synced(const NodeIdentity& node, int64_t revision) override {
     absl::MutexLock lock(&mu_);
     synced_[node.id] = revision;

@@ -30,6 +30,7 @@ class RecordingStore : public NodeStatusStore {
       progress.streams = -1;  // "not written"
       progress.last_sent_revision = record.last_sent_revision;
       progress.applied_revision = record.applied_revision;
+      progress.answered_revision = record.answered_revision;
       written_.push_back(progress);
     }
     return absl::OkStatus();
@@ -115,6 +116,15 @@ TEST(NodeRegistryTest, ConnectsAndNacksAreWrittenAtOnceProgressWaitsForItsInterv
   ASSERT_TRUE(nacked.has_value());
   EXPECT_EQ(nacked->nack_error, "bad port");
   EXPECT_EQ(nacked->applied_revision, 7);
+  EXPECT_EQ(nacked->answered_revision, 7) << "applied implies answered";
+
+  // Still rejecting, it answers revision 9: answered moves, applied stays.
+  registry.Answered(Node("n1"), 9);
+  ASSERT_TRUE(registry.Flush().ok());
+  auto answered = store.WaitFor([](const NodeRecord& r) { return r.answered_revision == 9; },
+                                absl::Seconds(1));
+  ASSERT_TRUE(answered.has_value());
+  EXPECT_EQ(answered->applied_revision, 7);
 
   registry.StreamClosed(Node("n1"), 1);
   EXPECT_TRUE(store.WaitFor([](const NodeRecord& r) { return r.streams == 0; }, absl::Seconds(5))
