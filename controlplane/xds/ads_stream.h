@@ -87,6 +87,10 @@ class AdsStream : public AsyncBidiReactor {
   void RecordSent(int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The client accepted the response for `type_url` produced at `revision`.
   void RecordAck(const std::string& type_url, int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The client no longer wants what it rejected of `type_url`.
+  void ForgetRejection(const std::string& type_url) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    rejected_.erase(type_url);
+  }
 
   const StreamContext context_;
   mutable absl::Mutex mu_;

@@ -11,6 +11,15 @@ namespace {
 
 constexpr char kWildcard[] = "*";
 
+template <typename Unacked, typename Visit>
+void ForEachName(const Unacked& response, Visit visit) {
+  if (response.shared != nullptr) {
+    for (const auto& [name, version] : response.shared->updated) visit(name);
+    for (const std::string& name : response.shared->removed) visit(name);
+  }
+  for (const std::string& name : response.names) visit(name);
+}
+
 }  // namespace
 
 bool DeltaAdsStream::Wants(const TypeState& state, const std::string& name) const {
@@ -30,11 +39,13 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
   if (!request.response_nonce().empty()) {
     auto unacked = unacked_.find(request.response_nonce());
     if (unacked != unacked_.end()) {
+      const Unacked& response = unacked->second;
       if (request.has_error_detail()) {
-        RecordNack(*unacked->second.type_url, unacked->second.revision,
-                   request.error_detail().message());
+        auto& rejected = rejected_names_[*response.type_url];
+        ForEachName(response, [&rejected](const std::string& name) { rejected.insert(name); });
+        RecordNack(*response.type_url, response.revision, request.error_detail().message());
       } else {
-        RecordAck(*unacked->second.type_url, unacked->second.revision);
+        Accept(response);
       }
       unacked_.erase(unacked);
     }
@@ -70,6 +81,13 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
     }
     state.names.erase(name);
     state.must_send.erase(name);
+    // Not wanted any more, so no longer rejected either.
+    if (auto rejected = rejected_names_.find(request.type_url());
+        rejected != rejected_names_.end() && rejected->second.erase(name) > 0 &&
+        rejected->second.empty()) {
+      rejected_names_.erase(rejected);
+      ForgetRejection(request.type_url());
+    }
     state.removals.erase(name);
     if (!state.wildcard) state.client_versions.erase(name);
   }
@@ -97,6 +115,20 @@ bool DeltaAdsStream::NothingDue() const {
   }
   maybe_due_ = false;
   return true;
+}
+
+void DeltaAdsStream::Accept(const Unacked& response) {
+  if (rejected_names_.empty()) {  // the common case
+    RecordAck(*response.type_url, response.revision);
+    return;
+  }
+  auto rejected = rejected_names_.find(*response.type_url);
+  if (rejected != rejected_names_.end()) {
+    ForEachName(response, [&rejected](const std::string& name) { rejected->second.erase(name); });
+    if (!rejected->second.empty()) return;  // it still runs without some rejected names
+    rejected_names_.erase(rejected);
+  }
+  RecordAck(*response.type_url, response.revision);
 }
 
 bool DeltaAdsStream::Settled() const { return unacked_.empty() && NothingDue(); }
@@ -131,7 +163,7 @@ const grpc::ByteBuffer* DeltaAdsStream::TakeSharedResponse(
   }
   for (const auto& [name, version] : shared.updated) state->client_versions[name] = version;
   for (const std::string& name : shared.removed) state->client_versions.erase(name);
-  unacked_[shared.nonce] = {type_url, revision};
+  unacked_[shared.nonce] = {type_url, revision, subscribed->shared, {}};
   RecordSent(revision);
   return &shared.response;
 }
@@ -168,8 +200,8 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
     candidates.insert(state.names.begin(), state.names.end());
   }
   ResponseWriter writer;
+  std::vector<std::string> updated;
   std::vector<std::string> removed;
-  size_t resources = 0;
   for (const std::string& name : candidates) {
     if (!Wants(state, name)) {
       // No longer subscribed: the client forgets it without being told.
@@ -185,7 +217,7 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
       }
       writer.AddBytes(2, entry->resource_bytes);
       state.client_versions[name] = entry->version;
-      ++resources;
+      updated.push_back(name);
     } else if (held != state.client_versions.end() || state.must_send.contains(name)) {
       if (state.defers_removals && held != state.client_versions.end() &&
           !state.must_send.contains(name)) {
@@ -201,8 +233,8 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
   state.dirty = {};
   state.must_send.clear();
   state.all_dirty = false;
-  if (resources == 0 && removed.empty()) return std::nullopt;
-  return SealResponse(writer, type_url, revision, removed);
+  if (updated.empty() && removed.empty()) return std::nullopt;
+  return SealResponse(writer, type_url, revision, std::move(updated), removed);
 }
 
 std::optional<std::string> DeltaAdsStream::BuildRemovals(const std::string& type_url,
@@ -221,18 +253,19 @@ std::optional<std::string> DeltaAdsStream::BuildRemovals(const std::string& type
   state.removals.clear();
   if (removed.empty()) return std::nullopt;
   ResponseWriter writer;
-  return SealResponse(writer, type_url, index.revision(), removed);
+  return SealResponse(writer, type_url, index.revision(), {}, removed);
 }
 
 std::string DeltaAdsStream::SealResponse(ResponseWriter& writer, const std::string& type_url,
-                                         int64_t revision,
+                                         int64_t revision, std::vector<std::string> updated,
                                          const std::vector<std::string>& removed) {
   const std::string nonce = NextNonce();
   writer.AddString(1, absl::StrCat(revision));
   writer.AddString(4, type_url);
   writer.AddString(5, nonce);
   for (const std::string& name : removed) writer.AddString(6, name);
-  unacked_[nonce] = {&type_url, revision};
+  updated.insert(updated.end(), removed.begin(), removed.end());
+  unacked_[nonce] = {&type_url, revision, nullptr, std::move(updated)};
   RecordSent(revision);
   return writer.Take();
 }

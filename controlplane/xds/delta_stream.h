@@ -5,6 +5,7 @@
 #include "absl/container/node_hash_map.h"
 #include "controlplane/xds/ads_stream.h"
 #include "controlplane/xds/response_writer.h"
+#include "controlplane/xds/shared_delta.h"
 
 namespace meridian::xds {
 
@@ -32,6 +33,9 @@ class DeltaAdsStream : public AdsStream {
   struct Unacked {
     const std::string* type_url;  // a key of types_, which never moves or goes away
     int64_t revision;
+    // The names it carried, updated or removed: the shared response's, or `names`.
+    std::shared_ptr<const SharedDelta> shared;
+    std::vector<std::string> names;
   };
 
   absl::Status HandleRequest(const grpc::ByteBuffer& request) override
@@ -51,14 +55,21 @@ class DeltaAdsStream : public AdsStream {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `type_url` is a key of types_ (unacked_ points at it).
   std::string SealResponse(ResponseWriter& writer, const std::string& type_url, int64_t revision,
-                           const std::vector<std::string>& removed)
+                           std::vector<std::string> updated, const std::vector<std::string>& removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Wants(const TypeState& state, const std::string& name) const;
+  // The client accepted `response`: names it carried are no longer rejected, and once a
+  // type has no rejected name left the rejection is over.
+  void Accept(const Unacked& response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Node-based, so a response in flight refers to its type by pointer instead of copying a
   // 45-byte type URL on every push; entries are never erased.
   absl::node_hash_map<std::string, TypeState> types_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Unacked> unacked_ ABSL_GUARDED_BY(mu_);
+  // Per type, the names of NACKed responses not accepted since. A delta response carries only
+  // what changed, so accepting a later one says nothing of the names it did not carry.
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> rejected_names_
+      ABSL_GUARDED_BY(mu_);
   // False once NothingDue() has found nothing due, until something is marked again: it runs
   // several times per push and per ACK on every stream.
   mutable bool maybe_due_ ABSL_GUARDED_BY(mu_) = true;

@@ -176,6 +176,34 @@ TEST_F(ConvergenceTest, NodeStuckOnARejectionIsNackedForWhatItAnsweredAndPending
   EXPECT_EQ(after->applied(0).applied_revision(), fix);
 }
 
+// Delta responses carry only what changed: accepting one that carries another service says
+// nothing about the service the node rejected, so it is still not applied; accepting the
+// rejected name again is.
+TEST_F(ConvergenceTest, AcceptingOtherResourcesOfTheRejectedTypeIsNotApplyingTheRejectedOne) {
+  Write("prod", "a", 8080);
+  auto picky = Connect("picky", "prod");
+  ASSERT_TRUE(AnswerNext(*picky));
+  const int64_t rejected = Write("prod", "a", 9090);
+  ASSERT_TRUE(AnswerNext(*picky, "port 9090 is taken on this host"));
+  const int64_t other = Write("prod", "b", 7070);
+  ASSERT_TRUE(AnswerNext(*picky));  // carries only b
+
+  for (int64_t revision : {rejected, other}) {
+    auto status = tracker_->WaitForRevision(revision, absl::Seconds(10));
+    ASSERT_TRUE(status.ok()) << status.status();
+    EXPECT_TRUE(status->converged()) << revision;
+    EXPECT_EQ(status->applied_size(), 0) << revision << ": " << status->DebugString();
+    ASSERT_EQ(status->nacked_size(), 1) << revision;
+    EXPECT_EQ(status->nacked(0).applied_revision(), rejected - 1);
+  }
+
+  const int64_t fix = Write("prod", "a", 8081);
+  ASSERT_TRUE(AnswerNext(*picky));
+  auto fixed = tracker_->WaitForRevision(fix, absl::Seconds(10));
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  ASSERT_EQ(fixed->applied_size(), 1) << fixed->DebugString();
+}
+
 TEST_F(ConvergenceTest, NodesAreListedAndFilteredByEnvironmentAndState) {
   Write("prod", "a", 8080);
   auto prod = Connect("prod-1", "prod");
