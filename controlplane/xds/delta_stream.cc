@@ -10,6 +10,9 @@ namespace meridian::xds {
 namespace {
 
 constexpr char kWildcard[] = "*";
+// Unanswered responses a stream remembers. A conforming client answers each response soon;
+// one that never does must not grow the map (each entry may hold a shared response).
+constexpr size_t kMaxUnacked = 64;
 
 template <typename Unacked, typename Visit>
 void ForEachName(const Unacked& response, Visit visit) {
@@ -39,7 +42,8 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
   if (!request.response_nonce().empty()) {
     auto unacked = unacked_.find(request.response_nonce());
     if (unacked != unacked_.end()) {
-      const Unacked& response = unacked->second;
+      const Unacked response = std::move(unacked->second);
+      unacked_.erase(unacked);
       if (request.has_error_detail()) {
         auto& rejected = rejected_names_[*response.type_url];
         ForEachName(response, [&rejected](const std::string& name) { rejected.insert(name); });
@@ -47,7 +51,7 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
       } else {
         Accept(response);
       }
-      unacked_.erase(unacked);
+      ForgetEarlier(response);
     }
   }
 
@@ -131,6 +135,26 @@ void DeltaAdsStream::Accept(const Unacked& response) {
   RecordAck(*response.type_url, response.revision);
 }
 
+void DeltaAdsStream::AddUnacked(const std::string& nonce, Unacked response) {
+  response.sequence = ++sent_sequence_;
+  if (unacked_.size() >= kMaxUnacked) {
+    auto oldest = unacked_.begin();
+    for (auto it = unacked_.begin(); it != unacked_.end(); ++it) {
+      if (it->second.sequence < oldest->second.sequence) oldest = it;
+    }
+    unacked_.erase(oldest);
+  }
+  unacked_[nonce] = std::move(response);
+}
+
+void DeltaAdsStream::ForgetEarlier(const Unacked& answered) {
+  if (unacked_.empty()) return;  // the common case
+  absl::erase_if(unacked_, [&answered](const auto& entry) {
+    return entry.second.type_url == answered.type_url &&
+           entry.second.sequence < answered.sequence;
+  });
+}
+
 bool DeltaAdsStream::Settled() const { return unacked_.empty() && NothingDue(); }
 
 const grpc::ByteBuffer* DeltaAdsStream::TakeSharedResponse(
@@ -163,7 +187,7 @@ const grpc::ByteBuffer* DeltaAdsStream::TakeSharedResponse(
   }
   for (const auto& [name, version] : shared.updated) state->client_versions[name] = version;
   for (const std::string& name : shared.removed) state->client_versions.erase(name);
-  unacked_[shared.nonce] = {type_url, revision, subscribed->shared, {}};
+  AddUnacked(shared.nonce, {type_url, revision, 0, subscribed->shared, {}});
   RecordSent(revision);
   return &shared.response;
 }
@@ -265,7 +289,7 @@ std::string DeltaAdsStream::SealResponse(ResponseWriter& writer, const std::stri
   writer.AddString(5, nonce);
   for (const std::string& name : removed) writer.AddString(6, name);
   updated.insert(updated.end(), removed.begin(), removed.end());
-  unacked_[nonce] = {&type_url, revision, nullptr, std::move(updated)};
+  AddUnacked(nonce, {&type_url, revision, 0, nullptr, std::move(updated)});
   RecordSent(revision);
   return writer.Take();
 }

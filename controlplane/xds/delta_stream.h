@@ -33,6 +33,7 @@ class DeltaAdsStream : public AdsStream {
   struct Unacked {
     const std::string* type_url;  // a key of types_, which never moves or goes away
     int64_t revision;
+    uint64_t sequence;  // order sent on this stream
     // The names it carried, updated or removed: the shared response's, or `names`.
     std::shared_ptr<const SharedDelta> shared;
     std::vector<std::string> names;
@@ -61,11 +62,17 @@ class DeltaAdsStream : public AdsStream {
   // The client accepted `response`: names it carried are no longer rejected, and once a
   // type has no rejected name left the rejection is over.
   void Accept(const Unacked& response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records a response sent under `nonce`, keeping the unanswered ones bounded.
+  void AddUnacked(const std::string& nonce, Unacked response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A client answers in order: an answer to `answered` settles its type's earlier responses
+  // the client left unanswered.
+  void ForgetEarlier(const Unacked& answered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Node-based, so a response in flight refers to its type by pointer instead of copying a
   // 45-byte type URL on every push; entries are never erased.
   absl::node_hash_map<std::string, TypeState> types_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Unacked> unacked_ ABSL_GUARDED_BY(mu_);
+  uint64_t sent_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   // Per type, the names of NACKed responses not accepted since. A delta response carries only
   // what changed, so accepting a later one says nothing of the names it did not carry.
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> rejected_names_

@@ -337,7 +337,8 @@ TEST_F(AgentHaproxyE2eTest, RemovedEndpointStopsGettingTrafficWithinASecondWitho
   ASSERT_GT(worker, 0);
 
   const auto start = Clock::now();
-  ASSERT_GT(Remove("endpoints", "web-2"), 0);
+  const int64_t removed = Remove("endpoints", "web-2");
+  ASSERT_GT(removed, 0);
   // Gone once 10 requests in a row reach b1 only; bounded at 3 s to report how late it was.
   bool gone = false;
   while (!gone && Clock::now() - start < seconds(3)) {
@@ -349,6 +350,9 @@ TEST_F(AgentHaproxyE2eTest, RemovedEndpointStopsGettingTrafficWithinASecondWitho
   EXPECT_LT(elapsed, seconds(1)) << elapsed.count() << " ms";
   EXPECT_EQ(Tally(20), (std::map<std::string, int>{{"200 b1", 20}}));
   EXPECT_EQ(WorkerPid(), worker) << "HAProxy reloaded for an endpoint change";
+  // Traffic moves as soon as HAProxy has the command; the agent records the apply (mode,
+  // revision) only after it has also saved the snapshot.
+  ASSERT_TRUE(WaitApplied(removed)) << AgentStatus().dump();
   EXPECT_EQ(AgentStatus().value("last_apply_mode", json()), "runtime_api");
 }
 

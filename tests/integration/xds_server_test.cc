@@ -548,6 +548,28 @@ TEST_F(XdsServerTest, StuckClientDoesNotDelayOthers) {
   EXPECT_EQ(newest, last_revision_);
 }
 
+// A client that answers only the newest of several responses of a type (answers come in
+// order, so the earlier ones were processed too) is in sync once it has answered it.
+TEST_F(XdsServerTest, AnswerToTheNewestResponseSettlesTheEarlierOnesOfItsType) {
+  Write({Put(ServiceResource("prod", "a"))});
+  auto client = replica_->Delta();
+  ASSERT_TRUE(client->Send(DeltaSubscribe("lazy", "prod")));
+  std::optional<DeltaDiscoveryResponse> newest = client->Next();
+  ASSERT_TRUE(newest.has_value());
+  int unanswered = 0;
+  for (int port = 9001; port <= 9004; ++port) {
+    Write({Put(ServiceResource("prod", "a", port))});
+    auto next = client->Next();
+    ASSERT_TRUE(next.has_value());
+    newest = std::move(next);
+    ++unanswered;
+  }
+  EXPECT_EQ(newest->system_version_info(), std::to_string(last_revision_));
+  ASSERT_TRUE(client->Send(DeltaAck(*newest)));
+  EXPECT_TRUE(replica_->tracker.WaitSynced("lazy", last_revision_))
+      << unanswered << " earlier responses were left unanswered";
+}
+
 // Streams that subscribe while revisions are being applied: a response may read the index
 // after a revision was applied but before the fan-out told the stream of it. It must then be
 // labelled with that revision, not an older one, or the stream would hold the newest config
