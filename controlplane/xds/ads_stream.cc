@@ -81,16 +81,16 @@ void AdsStream::RecordAck(const std::string& type_url, int64_t revision) {
 void AdsStream::RecordSent(int64_t revision) { context_.tracker.Sent(node_, revision); }
 
 void AdsStream::UpdateSynced() {
-  if (!identified() || seen_revision_ <= std::max(synced_revision_, answered_revision_) ||
-      !Settled()) {
-    return;
-  }
+  if (!identified()) return;
+  // Synced and answered each advance on their own: a rejection that ends without a new
+  // revision (the client unsubscribed what it rejected) still reports the node in sync.
+  int64_t& reported = rejected_.empty() ? synced_revision_ : answered_revision_;
+  if (seen_revision_ <= reported || !Settled()) return;
+  reported = seen_revision_;
   if (rejected_.empty()) {
-    synced_revision_ = seen_revision_;
-    context_.tracker.Synced(node_, synced_revision_);
+    context_.tracker.Synced(node_, reported);
   } else {
-    answered_revision_ = seen_revision_;
-    context_.tracker.Answered(node_, answered_revision_);
+    context_.tracker.Answered(node_, reported);
   }
 }
 

@@ -548,6 +548,34 @@ TEST_F(XdsServerTest, StuckClientDoesNotDelayOthers) {
   EXPECT_EQ(newest, last_revision_);
 }
 
+// A node that unsubscribes from what it rejected is in sync again at once, without waiting
+// for a later revision.
+TEST_F(XdsServerTest, UnsubscribingTheRejectedResourceEndsTheRejection) {
+  Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b"))});
+  auto client = replica_->Delta();
+  DeltaDiscoveryRequest subscribe = DeltaSubscribe("picky", "prod");
+  subscribe.add_resource_names_subscribe("a");
+  subscribe.add_resource_names_subscribe("b");
+  ASSERT_TRUE(client->Send(subscribe));
+  auto first = client->Next();
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(client->Send(DeltaAck(*first)));
+  ASSERT_TRUE(replica_->tracker.WaitSynced("picky", last_revision_));
+
+  Write({Put(ServiceResource("prod", "a", 9090))});
+  auto bad = client->Next();
+  ASSERT_TRUE(bad.has_value());
+  DeltaDiscoveryRequest nack = DeltaAck(*bad);
+  nack.mutable_error_detail()->set_message("port 9090 is taken on this host");
+  ASSERT_TRUE(client->Send(nack));
+  DeltaDiscoveryRequest drop_a;
+  drop_a.set_type_url(kServiceType);
+  drop_a.add_resource_names_unsubscribe("a");
+  ASSERT_TRUE(client->Send(drop_a));
+  EXPECT_TRUE(replica_->tracker.WaitSynced("picky", last_revision_));
+  EXPECT_EQ(replica_->tracker.nacks().size(), 1u);
+}
+
 // A client that answers only the newest of several responses of a type (answers come in
 // order, so the earlier ones were processed too) is in sync once it has answered it.
 TEST_F(XdsServerTest, AnswerToTheNewestResponseSettlesTheEarlierOnesOfItsType) {
