@@ -122,12 +122,10 @@ bool DeltaAdsStream::NothingDue() const {
 }
 
 void DeltaAdsStream::Accept(const Unacked& response) {
-  if (rejected_names_.empty()) {  // the common case
-    RecordAck(*response.type_url, response.revision);
-    return;
-  }
-  auto rejected = rejected_names_.find(*response.type_url);
-  if (rejected != rejected_names_.end()) {
+  // Nothing rejected is the common case: skip hashing the type URL.
+  if (auto rejected = rejected_names_.empty() ? rejected_names_.end()
+                                              : rejected_names_.find(*response.type_url);
+      rejected != rejected_names_.end()) {
     ForEachName(response, [&rejected](const std::string& name) { rejected->second.erase(name); });
     if (!rejected->second.empty()) return;  // it still runs without some rejected names
     rejected_names_.erase(rejected);

@@ -24,16 +24,6 @@ using ::testing::HasSubstr;
 
 constexpr auto kExitWithin = std::chrono::seconds(20);
 
-// Ours without MERIDIAN_*, so only the flags configure the child.
-std::vector<std::string> ChildEnvironment() {
-  std::vector<std::string> env;
-  for (char** var = environ; *var != nullptr; ++var) {
-    const std::string entry = *var;
-    if (!entry.starts_with("MERIDIAN_")) env.push_back(entry);
-  }
-  return env;
-}
-
 class MeridianCpBinaryTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -45,7 +35,8 @@ class MeridianCpBinaryTest : public ::testing::Test {
   std::unique_ptr<Subprocess> Start(const std::vector<std::string>& flags) {
     std::vector<std::string> argv = {MERIDIAN_CP_PATH};
     argv.insert(argv.end(), flags.begin(), flags.end());
-    return std::make_unique<Subprocess>(argv, ChildEnvironment(), "");
+    // Without MERIDIAN_*, so only the flags configure the child.
+    return std::make_unique<Subprocess>(argv, InheritedEnvironment({"MERIDIAN_"}), "");
   }
 
   // Polls GET /healthz (bounded), reading the child's log meanwhile so it never blocks on a

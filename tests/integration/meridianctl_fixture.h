@@ -35,11 +35,7 @@ class MeridianctlFixture : public ControlPlaneTest {
 
   // The environment of every run: ours without MERIDIAN_* and USER, plus these.
   std::vector<std::string> Environment() const {
-    std::vector<std::string> env;
-    for (char** var = environ; *var != nullptr; ++var) {
-      const std::string entry = *var;
-      if (!entry.starts_with("MERIDIAN_") && !entry.starts_with("USER=")) env.push_back(entry);
-    }
+    std::vector<std::string> env = InheritedEnvironment({"MERIDIAN_", "USER="});
     env.push_back("MERIDIAN_SERVER=" + Server());
     env.push_back("MERIDIAN_ENVIRONMENT=prod");
     env.push_back("USER=ctl-tester");

@@ -22,6 +22,20 @@ extern char** environ;
 
 namespace meridian::testing {
 
+// This process's environment without the variables starting with any of `dropped`, for a
+// child that must see only what the test sets.
+inline std::vector<std::string> InheritedEnvironment(const std::vector<std::string>& dropped) {
+  std::vector<std::string> env;
+  for (char** var = environ; *var != nullptr; ++var) {
+    const std::string entry = *var;
+    const bool drop = std::any_of(dropped.begin(), dropped.end(), [&entry](const std::string& p) {
+      return entry.starts_with(p);
+    });
+    if (!drop) env.push_back(entry);
+  }
+  return env;
+}
+
 // A child process with its standard streams on pipes. Small stdin only (it is written
 // before anything is read).
 class Subprocess {
