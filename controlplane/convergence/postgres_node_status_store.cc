@@ -98,6 +98,11 @@ absl::Status PostgresNodeStatusStore::UpdateProgress(const std::vector<NodeRecor
   }
   return pool_.Run("node progress", [&](pqxx::connection& connection) -> absl::Status {
     pqxx::work txn(connection);
+    // Lock the rows in node id order first, as Upsert does: an UPDATE ... FROM locks in
+    // whatever order its join plan visits them, and another replica's Upsert of the same
+    // nodes (a takeover, a late "closed") would deadlock against it.
+    txn.exec_params(
+        "SELECT 1 FROM nodes WHERE node_id = ANY($1::text[]) ORDER BY node_id FOR UPDATE", ids);
     // Only the columns that change; no index covers them, so PostgreSQL updates in place (HOT).
     txn.exec_params(
         "UPDATE nodes AS n SET last_sent_revision = v.sent, applied_revision = v.applied, "

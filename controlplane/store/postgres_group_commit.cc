@@ -272,11 +272,13 @@ absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
     if (absl::IsUnavailable(status)) connection_.reset();
     return status;
   }
-  for (size_t i = 0; i < group.size(); ++i) group[i]->result.set_value(std::move(results[i]));
+  // Listener first: the fan-out starts before the writers' threads wake up to compete for
+  // the CPU, and a writer that reads the feed after its write returns finds the write there.
   if (!committed.empty()) {
     absl::MutexLock lock(&listener_mu_);
     if (listener_) listener_(std::move(committed));
   }
+  for (size_t i = 0; i < group.size(); ++i) group[i]->result.set_value(std::move(results[i]));
   return absl::OkStatus();
 }
 

@@ -4,7 +4,7 @@
 
 MERIDIAN_DEB_PACKAGES=(
   g++ cmake ninja-build pkg-config git python3 procps iproute2 curl
-  libgrpc++-dev protobuf-compiler-grpc libpqxx-dev nlohmann-json3-dev libspdlog-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc libpqxx-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libabsl-dev libcpp-httplib-dev
   libcli11-dev libyaml-cpp-dev prometheus-cpp-dev
   postgresql-15 haproxy nginx etcd-server etcd-client

@@ -2,6 +2,11 @@
 // records them in Postgres, and the tracker answers per revision.
 #include "controlplane/convergence/convergence_tracker.h"
 
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "controlplane/convergence/postgres_node_status_store.h"
 #include "controlplane/xds/type_urls.h"
@@ -268,6 +273,56 @@ TEST_F(ConvergenceTest, ProgressUpdatesKeepOddNodeIdsAndRespectTheHoldingReplica
   ASSERT_TRUE(node_store_->UpdateProgress({record}).ok());
   EXPECT_EQ(node_store_->Get(odd_id, absl::Hours(1'000'000))->last_seen().seconds(),
             1'800'000'030);
+}
+
+// A replica flushing ACK progress and another writing the same nodes' records (a takeover,
+// a late "closed") lock the same rows; both must lock them in one order or PostgreSQL kills
+// one of them as a deadlock.
+TEST_F(ConvergenceTest, ProgressFlushesAndOtherReplicasRecordsOfTheSameNodesNeverDeadlock) {
+  std::vector<NodeRecord> held;
+  for (int i = 0; i < 200; ++i) {
+    NodeRecord record;
+    record.identity = {absl::StrFormat("node-%03d", i), "c", "prod", "z", "ua"};
+    record.replica = "replica-a";
+    record.streams = 1;
+    record.connected_since = absl::Now();
+    record.last_seen = absl::Now();
+    held.push_back(record);
+  }
+  ASSERT_TRUE(node_store_->Upsert(held).ok());
+  // replica-a's progress comes in reverse id order; replica-b's records (no streams, so they
+  // take nothing over) lock the rows without changing them.
+  std::vector<NodeRecord> progress(held.rbegin(), held.rend());
+  std::vector<NodeRecord> closed = held;
+  for (NodeRecord& record : closed) {
+    record.replica = "replica-b";
+    record.streams = 0;
+  }
+
+  constexpr int kRounds = 150;
+  std::atomic<int> failures{0};
+  std::string first_failure;
+  absl::Mutex failure_mu;
+  auto note = [&](const absl::Status& status) {
+    if (status.ok()) return;
+    failures.fetch_add(1);
+    absl::MutexLock lock(&failure_mu);
+    if (first_failure.empty()) first_failure = status.ToString();
+  };
+  std::thread flusher([&] {
+    for (int round = 1; round <= kRounds; ++round) {
+      for (NodeRecord& record : progress) record.applied_revision = round;
+      note(node_store_->UpdateProgress(progress));
+    }
+  });
+  for (int round = 1; round <= kRounds; ++round) note(node_store_->Upsert(closed));
+  flusher.join();
+
+  EXPECT_EQ(failures.load(), 0) << first_failure;
+  auto last = node_store_->Get("node-000", absl::Hours(1));
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->replica(), "replica-a");
+  EXPECT_EQ(last->applied_revision(), kRounds);
 }
 
 }  // namespace
