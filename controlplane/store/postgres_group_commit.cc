@@ -161,6 +161,12 @@ std::string WritePlanSql(pqxx::transaction_base& txn, const ChangePlanner& plan)
   return sql;
 }
 
+absl::Status OutcomeUnknown(const absl::Status& lost) {
+  return absl::UnavailableError(absl::StrCat(
+      "database connection lost during commit; the outcome is unknown, check history: ",
+      lost.message()));
+}
+
 }  // namespace
 
 GroupCommitter::GroupCommitter(Options options)
@@ -228,24 +234,42 @@ void GroupCommitter::CommitGroup(Group& group) {
 }
 
 absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
+  std::vector<const ChangeSet*> change_sets;
+  for (const auto& pending : group) change_sets.push_back(&pending->change_set);
+  const std::vector<ResourceKey> keys = ChangePlanner::KeysToLoad(change_sets);
+  const std::vector<ResourceKey> deleted_services = ChangePlanner::DeletedServices(change_sets);
   std::vector<absl::StatusOr<CommitResult>> results;
   std::vector<v1::RevisionRecord> committed;
   bool committing = false;
   try {
     if (connection_ == nullptr || !connection_->is_open()) {
+      known_.Forget();  // a new session may find another database, or a restored one
       connection_.reset();
       auto opened = OpenConnection(options_.database_url);
       if (!opened.ok()) return opened.status();
       connection_ = std::move(*opened);
     }
+    if (deleted_services.empty()) {
+      if (std::optional<absl::Status> done = TryCommitOnKnownState(group, keys)) {
+        return *done;
+      }
+    }
     // BEGIN/COMMIT travel inside the statements so a group costs two round trips: lock the
     // revision counter and read the keys, then write and commit.
     pqxx::nontransaction session(*connection_);
-    std::vector<const ChangeSet*> change_sets;
-    for (const auto& pending : group) change_sets.push_back(&pending->change_set);
-    LockedState state = LockAndLoad(session, ChangePlanner::KeysToLoad(change_sets),
-                                    ChangePlanner::DeletedServices(change_sets));
+    LockedState state = LockAndLoad(session, keys, deleted_services);
     const int64_t base_revision = state.base_revision;
+    // Remember what was read (before the planner takes it), as of base_revision.
+    if (known_.revision != base_revision || known_.resources.size() + keys.size() +
+                                                    state.current.size() >
+                                                kMaxKnownResources) {
+      known_.Forget();
+    }
+    const bool remember = keys.size() + state.current.size() <= kMaxKnownResources;
+    if (remember) {
+      for (const ResourceKey& key : keys) known_.resources[key] = std::nullopt;
+      for (const auto& [key, resource] : state.current) known_.resources[key] = resource;
+    }
     ChangePlanner plan(base_revision, std::move(state.current));
     for (const auto& pending : group) results.push_back(plan.Apply(pending->change_set));
     if (plan.revision() == base_revision) {
@@ -255,13 +279,11 @@ absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
       session.exec(WritePlanSql(session, plan) + "COMMIT;");
       committed = plan.ToRevisionRecords(state.commit_micros);
     }
+    if (remember) Remember(plan);
   } catch (...) {
+    known_.Forget();
     absl::Status status = StatusFromCurrentException("commit");
-    if (committing && absl::IsUnavailable(status)) {
-      status = absl::UnavailableError(absl::StrCat(
-          "database connection lost during commit; the outcome is unknown, check history: ",
-          status.message()));
-    }
+    if (committing && absl::IsUnavailable(status)) status = OutcomeUnknown(status);
     try {
       if (connection_ != nullptr && connection_->is_open()) {
         pqxx::nontransaction(*connection_).exec("ROLLBACK");
@@ -272,6 +294,59 @@ absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
     if (absl::IsUnavailable(status)) connection_.reset();
     return status;
   }
+  Deliver(group, std::move(results), std::move(committed));
+  return absl::OkStatus();
+}
+
+std::optional<absl::Status> GroupCommitter::TryCommitOnKnownState(
+    Group& group, const std::vector<ResourceKey>& keys) {
+  if (known_.revision < 0) return std::nullopt;
+  absl::flat_hash_map<ResourceKey, v1::Resource> current;
+  for (const ResourceKey& key : keys) {
+    auto known = known_.resources.find(key);
+    if (known == known_.resources.end()) return std::nullopt;
+    if (known->second) current.emplace(key, *known->second);
+  }
+  const int64_t base_revision = known_.revision;
+  ChangePlanner plan(base_revision, std::move(current));
+  std::vector<absl::StatusOr<CommitResult>> results;
+  for (const auto& pending : group) {
+    results.push_back(plan.Apply(pending->change_set));
+    if (!results.back().ok()) return std::nullopt;
+  }
+  if (plan.revision() == base_revision) return std::nullopt;
+  int64_t commit_micros = 0;
+  try {
+    pqxx::nontransaction session(*connection_);
+    // No BEGIN: the statements of one query string run as one implicit transaction, which
+    // commits after the last one, and exec returns that last statement's row (the commit
+    // time, as revisions.created_at records it). The first statement takes the writers' lock
+    // and fails (division by zero) unless the database is still at base_revision, which
+    // rolls everything back.
+    const std::string sql = absl::StrCat(
+        "SELECT CASE WHEN revision = ", base_revision,
+        " THEN 0 ELSE 1 / (revision - revision) END FROM meridian_state FOR UPDATE;",
+        WritePlanSql(session, plan), "SELECT (extract(epoch FROM now()) * 1000000)::bigint;");
+    commit_micros = session.exec(sql)[0][0].as<int64_t>();
+  } catch (...) {
+    known_.Forget();
+    absl::Status status = StatusFromCurrentException("commit");
+    if (!absl::IsUnavailable(status)) return std::nullopt;  // rolled back: plan it afresh
+    connection_.reset();
+    return OutcomeUnknown(status);
+  }
+  Remember(plan);
+  Deliver(group, std::move(results), plan.ToRevisionRecords(commit_micros));
+  return absl::OkStatus();
+}
+
+void GroupCommitter::Remember(const ChangePlanner& plan) {
+  for (const auto& [key, state] : plan.written()) known_.resources[key] = state;
+  known_.revision = plan.revision();
+}
+
+void GroupCommitter::Deliver(Group& group, std::vector<absl::StatusOr<CommitResult>> results,
+                             std::vector<v1::RevisionRecord> committed) {
   // Listener first: the fan-out starts before the writers' threads wake up to compete for
   // the CPU, and a writer that reads the feed after its write returns finds the write there.
   if (!committed.empty()) {
@@ -279,7 +354,6 @@ absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
     if (listener_) listener_(std::move(committed));
   }
   for (size_t i = 0; i < group.size(); ++i) group[i]->result.set_value(std::move(results[i]));
-  return absl::OkStatus();
 }
 
 void GroupCommitter::SetCommitListener(CommitListener listener) {

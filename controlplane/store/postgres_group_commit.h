@@ -5,13 +5,16 @@
 #include <deque>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "controlplane/store/change_planner.h"
 #include "controlplane/store/config_store.h"
 
 namespace meridian::store {
@@ -19,8 +22,11 @@ namespace meridian::store {
 // Writes change sets to Postgres, coalescing the ones that arrive together into a single
 // transaction (the way etcd batches proposals): each change set still gets its own
 // revision, version checks and result, but the group shares one fsync. A change set that
-// fails its checks is left out of the group; the others commit. Thread-safe; one writer
-// thread owns the connection.
+// fails its checks is left out of the group; the others commit. A group costs one round
+// trip when the writer already knows the current state of every key it touches (it wrote or
+// read them last, and no other replica has committed since): the lock, the revision check,
+// the writes and the commit travel as one query. Otherwise it costs two: lock and read, then
+// write and commit. Thread-safe; one writer thread owns the connection.
 class GroupCommitter {
  public:
   struct Options {
@@ -46,13 +52,41 @@ class GroupCommitter {
   };
 
   using Group = std::vector<std::unique_ptr<Pending>>;
+  // Beyond this many, known_ starts afresh: it is a cache of the keys being written, not a
+  // copy of the database.
+  static constexpr size_t kMaxKnownResources = 10000;
+
+  // What the writer thread knows of the database without asking: the state (nullopt =
+  // absent) of the keys it last loaded or wrote, as of `revision`. True only while no other
+  // replica commits, so a write planned on it checks the revision inside its transaction.
+  struct KnownState {
+    int64_t revision = -1;  // -1: nothing known
+    absl::flat_hash_map<ResourceKey, std::optional<v1::Resource>> resources;
+    void Forget() {
+      revision = -1;
+      resources.clear();
+    }
+  };
 
   void WriterLoop();
   void CommitGroup(Group& group);
   absl::Status RunGroupTransaction(Group& group);
+  // Plans the group on known_ and commits it in one round trip, the revision check included.
+  // nullopt when it cannot: a key is not known, a service is deleted (its routes are looked
+  // up by reference), a change set fails its checks (known_ may be stale, so the verdict
+  // must come from the database), or the database was at another revision; the caller then
+  // takes the two-round-trip path. Errors only when the outcome is unknown.
+  std::optional<absl::Status> TryCommitOnKnownState(Group& group,
+                                                    const std::vector<ResourceKey>& keys);
+  // Records what a committed (or checked) plan leaves in the database.
+  void Remember(const ChangePlanner& plan);
+  // Hands the results to the writers and the committed revisions to the listener.
+  void Deliver(Group& group, std::vector<absl::StatusOr<CommitResult>> results,
+               std::vector<v1::RevisionRecord> committed);
 
   const Options options_;
   std::unique_ptr<pqxx::connection> connection_;  // writer thread only
+  KnownState known_;                              // writer thread only
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Pending>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

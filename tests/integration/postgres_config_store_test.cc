@@ -300,6 +300,56 @@ TEST(PostgresConfigStoreReplicasTest, WritersOnTwoReplicasNeverLoseAnUpdate) {
   EXPECT_EQ(revisions->current, 1 + total);  // dense: no revision lost or reused
 }
 
+// Each replica's writer remembers the state it last wrote or read and plans the next write
+// on it in one round trip; a write from another replica in between must send it back to the
+// database, even when compaction has removed the revisions a stale plan would reuse.
+TEST(PostgresConfigStoreReplicasTest, AReplicaWritesOnTopOfTheOtherReplicasWrites) {
+  std::string url;
+  auto replica_a = OpenFreshStore("replicas", &url);
+  ASSERT_NE(replica_a, nullptr);
+  auto opened_b = PostgresConfigStore::Open({url, 4});
+  ASSERT_TRUE(opened_b.ok()) << opened_b.status();
+  PostgresConfigStore& a = *replica_a;
+  PostgresConfigStore& b = **opened_b;
+  auto put = [](PostgresConfigStore& store, uint32_t port, int64_t expected_version = 0) {
+    return store.Commit(Changes({Put(ServiceResource("prod", "checkout", port), expected_version)}));
+  };
+
+  ASSERT_TRUE(put(a, 1).ok());                                       // revision 1, version 1
+  ASSERT_TRUE(put(b, 2).ok());                                       // 2, v2
+  auto on_top = put(a, 3, /*expected_version=*/2);                   // a last saw v1
+  ASSERT_TRUE(on_top.ok()) << on_top.status();                       // 3, v3
+  ASSERT_TRUE(put(a, 4).ok());                                       // 4, v4
+  auto deleted = b.Commit(Changes({Delete({v1::SERVICE, "prod", "checkout"}, 4)}));
+  ASSERT_TRUE(deleted.ok()) << deleted.status();                     // 5: b last saw v2
+  auto created = a.Commit(Changes({Put(ServiceResource("prod", "checkout", 6))}));
+  ASSERT_TRUE(created.ok()) << created.status();                     // 6: a last saw v4
+  EXPECT_EQ(created->resources[0].version(), 1);
+  EXPECT_EQ(created->resources[0].create_revision(), 6);
+  ASSERT_TRUE(put(a, 7).ok());                                       // 7, v2
+  // b last saw "absent at revision 5"; revisions 1-7 are compacted away.
+  ASSERT_TRUE(a.Compact(7).ok());
+  auto stale = put(b, 8);
+  ASSERT_TRUE(stale.ok()) << stale.status();
+  EXPECT_EQ(stale->revision, 8);
+  EXPECT_EQ(stale->resources[0].version(), 3);
+  EXPECT_EQ(stale->resources[0].create_revision(), 6);
+
+  for (PostgresConfigStore* store : {&a, &b}) {
+    auto current = store->Get({v1::SERVICE, "prod", "checkout"}, 0);
+    ASSERT_TRUE(current.ok()) << current.status();
+    EXPECT_EQ(current->version(), 3);
+    EXPECT_EQ(current->service().ports(0).port(), 8u);
+    auto revisions = store->Revisions();
+    ASSERT_TRUE(revisions.ok()) << revisions.status();
+    EXPECT_EQ(revisions->current, 8);
+  }
+  auto log = a.ReadChangeLog(7, 10);
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_EQ(log->size(), 1u);
+  EXPECT_EQ((*log)[0].revision(), 8);
+}
+
 TEST_F(PostgresConfigStoreTest, ConcurrentIndependentWritesGetDistinctDenseRevisions) {
   constexpr int kThreads = 16;
   constexpr int kWrites = 20;
