@@ -259,17 +259,7 @@ absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
     pqxx::nontransaction session(*connection_);
     LockedState state = LockAndLoad(session, keys, deleted_services);
     const int64_t base_revision = state.base_revision;
-    // Remember what was read (before the planner takes it), as of base_revision.
-    if (known_.revision != base_revision || known_.resources.size() + keys.size() +
-                                                    state.current.size() >
-                                                kMaxKnownResources) {
-      known_.Forget();
-    }
-    const bool remember = keys.size() + state.current.size() <= kMaxKnownResources;
-    if (remember) {
-      for (const ResourceKey& key : keys) known_.resources[key] = std::nullopt;
-      for (const auto& [key, resource] : state.current) known_.resources[key] = resource;
-    }
+    const bool remember = RememberLoaded(base_revision, keys, state.current);
     ChangePlanner plan(base_revision, std::move(state.current));
     for (const auto& pending : group) results.push_back(plan.Apply(pending->change_set));
     if (plan.revision() == base_revision) {
@@ -338,6 +328,21 @@ std::optional<absl::Status> GroupCommitter::TryCommitOnKnownState(
   Remember(plan);
   Deliver(group, std::move(results), plan.ToRevisionRecords(commit_micros));
   return absl::OkStatus();
+}
+
+bool GroupCommitter::RememberLoaded(int64_t revision, const std::vector<ResourceKey>& keys,
+                                    const absl::flat_hash_map<ResourceKey, v1::Resource>& loaded) {
+  const size_t adding = keys.size() + loaded.size();
+  // What was known at another revision may have changed since.
+  if (known_.revision != revision || known_.resources.size() + adding > kMaxKnownResources) {
+    known_.Forget();
+  }
+  if (adding > kMaxKnownResources) return false;
+  // Every key asked for is absent unless it was loaded.
+  for (const ResourceKey& key : keys) known_.resources[key] = std::nullopt;
+  for (const auto& [key, resource] : loaded) known_.resources[key] = resource;
+  known_.revision = revision;
+  return true;
 }
 
 void GroupCommitter::Remember(const ChangePlanner& plan) {

@@ -312,21 +312,23 @@ TEST(PostgresConfigStoreReplicasTest, AReplicaWritesOnTopOfTheOtherReplicasWrite
   PostgresConfigStore& a = *replica_a;
   PostgresConfigStore& b = **opened_b;
   auto put = [](PostgresConfigStore& store, uint32_t port, int64_t expected_version = 0) {
-    return store.Commit(Changes({Put(ServiceResource("prod", "checkout", port), expected_version)}));
+    return store.Commit(
+        Changes({Put(ServiceResource("prod", "checkout", port), expected_version)}));
   };
 
-  ASSERT_TRUE(put(a, 1).ok());                                       // revision 1, version 1
-  ASSERT_TRUE(put(b, 2).ok());                                       // 2, v2
-  auto on_top = put(a, 3, /*expected_version=*/2);                   // a last saw v1
-  ASSERT_TRUE(on_top.ok()) << on_top.status();                       // 3, v3
-  ASSERT_TRUE(put(a, 4).ok());                                       // 4, v4
+  // Comments: the revision written, the version it leaves, and what the writer last saw.
+  ASSERT_TRUE(put(a, 1).ok());                                // 1, v1
+  ASSERT_TRUE(put(b, 2).ok());                                // 2, v2
+  auto on_top = put(a, 3, /*expected_version=*/2);            // 3, v3 (a saw v1)
+  ASSERT_TRUE(on_top.ok()) << on_top.status();
+  ASSERT_TRUE(put(a, 4).ok());                                // 4, v4
   auto deleted = b.Commit(Changes({Delete({v1::SERVICE, "prod", "checkout"}, 4)}));
-  ASSERT_TRUE(deleted.ok()) << deleted.status();                     // 5: b last saw v2
+  ASSERT_TRUE(deleted.ok()) << deleted.status();              // 5, gone (b saw v2)
   auto created = a.Commit(Changes({Put(ServiceResource("prod", "checkout", 6))}));
-  ASSERT_TRUE(created.ok()) << created.status();                     // 6: a last saw v4
+  ASSERT_TRUE(created.ok()) << created.status();              // 6, v1 (a saw v4)
   EXPECT_EQ(created->resources[0].version(), 1);
   EXPECT_EQ(created->resources[0].create_revision(), 6);
-  ASSERT_TRUE(put(a, 7).ok());                                       // 7, v2
+  ASSERT_TRUE(put(a, 7).ok());                                // 7, v2
   // b last saw "absent at revision 5"; revisions 1-7 are compacted away.
   ASSERT_TRUE(a.Compact(7).ok());
   auto stale = put(b, 8);
