@@ -51,6 +51,8 @@ class ChangePlanner {
   std::vector<v1::RevisionRecord> ToRevisionRecords(int64_t commit_unix_micros) const;
   const std::vector<PlannedChange>& changes() const { return changes_; }
   const std::vector<PlannedRevision>& revisions() const { return revisions_; }
+  // Hands over the loaded state the plan was made on; nothing may be planned afterwards.
+  absl::flat_hash_map<ResourceKey, v1::Resource> TakeLoaded() { return std::move(loaded_); }
   // The final state of every key written: nullopt = deleted.
   const absl::flat_hash_map<ResourceKey, std::optional<v1::Resource>>& written() const {
     return written_;

@@ -259,7 +259,6 @@ absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
     pqxx::nontransaction session(*connection_);
     LockedState state = LockAndLoad(session, keys, deleted_services);
     const int64_t base_revision = state.base_revision;
-    const bool remember = RememberLoaded(base_revision, keys, state.current);
     ChangePlanner plan(base_revision, std::move(state.current));
     for (const auto& pending : group) results.push_back(plan.Apply(pending->change_set));
     if (plan.revision() == base_revision) {
@@ -269,7 +268,7 @@ absl::Status GroupCommitter::RunGroupTransaction(Group& group) {
       session.exec(WritePlanSql(session, plan) + "COMMIT;");
       committed = plan.ToRevisionRecords(state.commit_micros);
     }
-    if (remember) Remember(plan);
+    if (RememberLoaded(base_revision, keys, plan.TakeLoaded())) Remember(plan);
   } catch (...) {
     known_.Forget();
     absl::Status status = StatusFromCurrentException("commit");
@@ -331,7 +330,7 @@ std::optional<absl::Status> GroupCommitter::TryCommitOnKnownState(
 }
 
 bool GroupCommitter::RememberLoaded(int64_t revision, const std::vector<ResourceKey>& keys,
-                                    const absl::flat_hash_map<ResourceKey, v1::Resource>& loaded) {
+                                    absl::flat_hash_map<ResourceKey, v1::Resource> loaded) {
   const size_t adding = keys.size() + loaded.size();
   // What was known at another revision may have changed since.
   if (known_.revision != revision || known_.resources.size() + adding > kMaxKnownResources) {
@@ -340,7 +339,7 @@ bool GroupCommitter::RememberLoaded(int64_t revision, const std::vector<Resource
   if (adding > kMaxKnownResources) return false;
   // Every key asked for is absent unless it was loaded.
   for (const ResourceKey& key : keys) known_.resources[key] = std::nullopt;
-  for (const auto& [key, resource] : loaded) known_.resources[key] = resource;
+  for (auto& [key, resource] : loaded) known_.resources[key] = std::move(resource);
   known_.revision = revision;
   return true;
 }

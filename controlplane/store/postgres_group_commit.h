@@ -78,9 +78,10 @@ class GroupCommitter {
   // takes the two-round-trip path. Errors only when the outcome is unknown.
   std::optional<absl::Status> TryCommitOnKnownState(Group& group,
                                                     const std::vector<ResourceKey>& keys);
-  // Records what the slow path read as of `revision`; false if it is too much to keep.
+  // Records what the slow path read as of `revision` (taken from the planner once it is
+  // done, not copied); false if it is too much to keep.
   bool RememberLoaded(int64_t revision, const std::vector<ResourceKey>& keys,
-                      const absl::flat_hash_map<ResourceKey, v1::Resource>& loaded);
+                      absl::flat_hash_map<ResourceKey, v1::Resource> loaded);
   // Records what a committed (or checked) plan leaves in the database.
   void Remember(const ChangePlanner& plan);
   // Hands the results to the writers and the committed revisions to the listener.
