@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <pqxx/pqxx>
 
+#include "absl/strings/numbers.h"
 #include "controlplane/store/pg_connection_pool.h"
 #include "spdlog/spdlog.h"
 
@@ -12,15 +13,16 @@ namespace {
 constexpr char kChannel[] = "meridian_changes";
 constexpr int32_t kCatchUpBatch = 256;
 
-// Any notification on the channel is a wake-up; the payload is not trusted.
+// Hands every notification's payload (the committed revision, as the store sends it) to
+// `wake`.
 class WakeOnNotify : public pqxx::notification_receiver {
  public:
-  WakeOnNotify(pqxx::connection_base& connection, std::function<void()> wake)
+  WakeOnNotify(pqxx::connection_base& connection, std::function<void(const std::string&)> wake)
       : pqxx::notification_receiver(connection, kChannel), wake_(std::move(wake)) {}
-  void operator()(const std::string&, int) override { wake_(); }
+  void operator()(const std::string& payload, int) override { wake_(payload); }
 
  private:
-  std::function<void()> wake_;
+  std::function<void(const std::string&)> wake_;
 };
 
 }  // namespace
@@ -95,11 +97,19 @@ void ChangeFeed::Publish(std::vector<v1::RevisionRecord> revisions) {
   for (auto& record : revisions) {
     if (record.revision() <= latest_) continue;
     if (record.revision() != latest_ + 1) {
-      poke_ = true;  // another replica committed in between: read the log
+      Wake(kUnknownRevision);  // another replica committed in between: read the log
       return;
     }
     Append(std::move(record));
   }
+}
+
+void ChangeFeed::Wake(int64_t revision) {
+  // The payload only ever saves a read: a revision the feed holds needs none, and a forged
+  // or garbled one asks for more than is there, which reads the log as before.
+  if (revision <= latest_) return;
+  wanted_ = std::max(wanted_, revision);
+  poke_ = true;
 }
 
 void ChangeFeed::FollowLoop() {
@@ -112,9 +122,25 @@ void ChangeFeed::FollowLoop() {
                                  return self->stopping_ || self->poke_;
                                },
                                this),
-                           options_.poll_interval);
+                           listening_ ? options_.listening_poll_interval : options_.poll_interval);
       if (stopping_) return;
+      if (poke_ && wanted_ != kUnknownRevision) {
+        // PostgreSQL signals listeners while it commits, so this process's own commit often
+        // wakes the feed just before the writer hands it over: give Publish a moment rather
+        // than read back what it is about to deliver.
+        mu_.AwaitWithTimeout(absl::Condition(
+                                 +[](ChangeFeed* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                   return self->stopping_ || self->latest_ >= self->wanted_;
+                                 },
+                                 this),
+                             options_.publish_grace);
+        if (stopping_) return;
+      }
+      // Woken for revisions this process committed and Publish delivered: nothing to read.
+      const bool already_held = poke_ && latest_ >= wanted_;
       poke_ = false;
+      wanted_ = 0;
+      if (already_held) continue;
     }
     absl::Status status = CatchUp();
     if (!status.ok() && status.ToString() != last_error.ToString()) {
@@ -125,9 +151,11 @@ void ChangeFeed::FollowLoop() {
 }
 
 void ChangeFeed::ListenLoop() {
-  auto poke = [this] {
+  auto wake = [this](const std::string& payload) {
+    int64_t revision = 0;
+    if (!absl::SimpleAtoi(payload, &revision)) revision = kUnknownRevision;
     absl::MutexLock lock(&mu_);
-    poke_ = true;
+    Wake(revision);
   };
   while (true) {
     {
@@ -136,8 +164,12 @@ void ChangeFeed::ListenLoop() {
     }
     try {
       pqxx::connection connection(options_.listen_database_url);
-      WakeOnNotify receiver(connection, poke);
-      poke();  // anything committed while we were not listening
+      WakeOnNotify receiver(connection, wake);
+      {
+        absl::MutexLock lock(&mu_);
+        listening_ = true;
+        Wake(kUnknownRevision);  // anything committed while we were not listening
+      }
       while (true) {
         {
           absl::MutexLock lock(&mu_);
@@ -149,6 +181,7 @@ void ChangeFeed::ListenLoop() {
       spdlog::debug("change feed listener reconnecting: {}", e.what());
     }
     absl::MutexLock lock(&mu_);
+    listening_ = false;
     mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(1));
   }
 }

@@ -2,6 +2,9 @@
 // through LISTEN/NOTIFY plus the change log, and a Postgres restart heals without reopening.
 #include "controlplane/store/change_feed.h"
 
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/store_test_util.h"
@@ -20,8 +23,8 @@ TEST(ChangeFeedTest, ReplicaSeesWriteCommittedThroughAnotherReplica) {
   ASSERT_NE(replica_a, nullptr);
   auto replica_b = PostgresConfigStore::Open({url, 2});
   ASSERT_TRUE(replica_b.ok()) << replica_b.status();
-  // A long poll interval: only the notification can deliver the write quickly.
-  ChangeFeed feed(*replica_a, {url, absl::Seconds(30), 16});
+  // Long poll intervals: only the notification can deliver the write quickly.
+  ChangeFeed feed(*replica_a, {url, absl::Seconds(30), 16, absl::Seconds(30)});
   ASSERT_TRUE(feed.Start().ok());
   absl::SleepFor(absl::Milliseconds(300));  // let the listener subscribe
 
@@ -31,6 +34,85 @@ TEST(ChangeFeedTest, ReplicaSeesWriteCommittedThroughAnotherReplica) {
   ASSERT_EQ(revisions->size(), 1u);
   EXPECT_EQ((*revisions)[0]->revision(), 1);
   EXPECT_EQ((*revisions)[0]->changes(0).key().name(), "a");
+}
+
+// Counts the feed's reads of the change log; everything goes on to the real store.
+class ChangeLogReadCounter final : public ConfigStore {
+ public:
+  explicit ChangeLogReadCounter(ConfigStore& store) : store_(store) {}
+  int reads() const { return reads_.load(); }
+
+  absl::StatusOr<std::vector<v1::RevisionRecord>> ReadChangeLog(int64_t after_revision,
+                                                                int32_t max_revisions) override {
+    reads_.fetch_add(1);
+    return store_.ReadChangeLog(after_revision, max_revisions);
+  }
+  absl::StatusOr<CommitResult> Commit(ChangeSet change_set) override {
+    return store_.Commit(std::move(change_set));
+  }
+  absl::StatusOr<v1::Resource> Get(const ResourceKey& key, int64_t at_revision) override {
+    return store_.Get(key, at_revision);
+  }
+  absl::StatusOr<ListResult> List(const ListQuery& query) override { return store_.List(query); }
+  absl::StatusOr<std::vector<v1::HistoryEntry>> History(const HistoryQuery& query) override {
+    return store_.History(query);
+  }
+  absl::StatusOr<v1::RevisionRecord> GetRevision(int64_t revision) override {
+    return store_.GetRevision(revision);
+  }
+  absl::StatusOr<std::vector<v1::ChangeRecord>> Diff(int64_t from_revision, int64_t to_revision,
+                                                     const std::string& environment) override {
+    return store_.Diff(from_revision, to_revision, environment);
+  }
+  absl::StatusOr<CommitResult> Rollback(const RollbackSpec& spec) override {
+    return store_.Rollback(spec);
+  }
+  absl::StatusOr<StateSnapshot> Snapshot() override { return store_.Snapshot(); }
+  absl::StatusOr<StoreRevisions> Revisions() override { return store_.Revisions(); }
+  absl::Status Compact(int64_t revision) override { return store_.Compact(revision); }
+  void SetCommitListener(CommitListener listener) override {
+    store_.SetCommitListener(std::move(listener));
+  }
+  absl::Status CheckReady() override { return store_.CheckReady(); }
+
+ private:
+  ConfigStore& store_;
+  std::atomic<int> reads_{0};
+};
+
+// A replica's own commits reach its feed directly; their notifications must not send the feed
+// back to the database for what it already holds (that read used to land on every commit,
+// just as the fan-out started). Another replica's commits are still read from the log.
+TEST(ChangeFeedTest, OwnCommitsAreNotReadBackButOtherReplicasCommitsAre) {
+  std::string url;
+  auto replica_a = OpenFreshStore("feed", &url);
+  ASSERT_NE(replica_a, nullptr);
+  auto replica_b = PostgresConfigStore::Open({url, 2});
+  ASSERT_TRUE(replica_b.ok()) << replica_b.status();
+  ChangeLogReadCounter counted(*replica_a);
+  ChangeFeed feed(counted, {url, absl::Seconds(30), 64, absl::Seconds(30)});
+  ASSERT_TRUE(feed.Start().ok());
+  // Subscribing reads the log once (whatever came before the LISTEN).
+  for (int i = 0; i < 100 && counted.reads() == 0; ++i) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_GE(counted.reads(), 1);
+  const int reads_before = counted.reads();
+
+  constexpr int kCommits = 20;
+  for (int i = 0; i < kCommits; ++i) {
+    ASSERT_TRUE(replica_a->Commit(Changes({Put(ServiceResource("prod", absl::StrCat("s", i)))})).ok());
+    absl::SleepFor(absl::Milliseconds(20));  // each notification arrives on its own
+  }
+  EXPECT_EQ(feed.LatestRevision(), kCommits);
+  absl::SleepFor(absl::Milliseconds(200));  // the last notifications
+  // A notification may still beat its commit's return to the writer now and then; reading
+  // back every commit would be 20.
+  EXPECT_LE(counted.reads() - reads_before, 3);
+
+  ASSERT_TRUE((*replica_b)->Commit(Changes({Put(ServiceResource("prod", "from-b"))})).ok());
+  auto revisions = feed.WaitForRevisions(kCommits, absl::Seconds(10));
+  ASSERT_TRUE(revisions.ok()) << revisions.status();
+  ASSERT_EQ(revisions->size(), 1u);
+  EXPECT_EQ((*revisions)[0]->changes(0).key().name(), "from-b");
 }
 
 TEST(ChangeFeedTest, ResumesFromRevisionAndReadsOlderOnesFromTheLog) {
