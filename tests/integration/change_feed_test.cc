@@ -14,21 +14,19 @@ namespace {
 
 using ::meridian::testing::Changes;
 using ::meridian::testing::OpenFreshStore;
+using ::meridian::testing::OpenTwoReplicas;
 using ::meridian::testing::Put;
 using ::meridian::testing::ServiceResource;
 
 TEST(ChangeFeedTest, ReplicaSeesWriteCommittedThroughAnotherReplica) {
-  std::string url;
-  auto replica_a = OpenFreshStore("feed", &url);
-  ASSERT_NE(replica_a, nullptr);
-  auto replica_b = PostgresConfigStore::Open({url, 2});
-  ASSERT_TRUE(replica_b.ok()) << replica_b.status();
+  auto replicas = OpenTwoReplicas("feed");
+  ASSERT_TRUE(replicas.ok());
   // Long poll intervals: only the notification can deliver the write quickly.
-  ChangeFeed feed(*replica_a, {url, absl::Seconds(30), 16, absl::Seconds(30)});
+  ChangeFeed feed(*replicas.a, {replicas.url, absl::Seconds(30), 16, absl::Seconds(30)});
   ASSERT_TRUE(feed.Start().ok());
   absl::SleepFor(absl::Milliseconds(300));  // let the listener subscribe
 
-  ASSERT_TRUE((*replica_b)->Commit(Changes({Put(ServiceResource("prod", "a"))})).ok());
+  ASSERT_TRUE(replicas.b->Commit(Changes({Put(ServiceResource("prod", "a"))})).ok());
   auto revisions = feed.WaitForRevisions(0, absl::Seconds(10));
   ASSERT_TRUE(revisions.ok()) << revisions.status();
   ASSERT_EQ(revisions->size(), 1u);
@@ -84,13 +82,10 @@ class ChangeLogReadCounter final : public ConfigStore {
 // back to the database for what it already holds (that read used to land on every commit,
 // just as the fan-out started). Another replica's commits are still read from the log.
 TEST(ChangeFeedTest, OwnCommitsAreNotReadBackButOtherReplicasCommitsAre) {
-  std::string url;
-  auto replica_a = OpenFreshStore("feed", &url);
-  ASSERT_NE(replica_a, nullptr);
-  auto replica_b = PostgresConfigStore::Open({url, 2});
-  ASSERT_TRUE(replica_b.ok()) << replica_b.status();
-  ChangeLogReadCounter counted(*replica_a);
-  ChangeFeed feed(counted, {url, absl::Seconds(30), 64, absl::Seconds(30)});
+  auto replicas = OpenTwoReplicas("feed");
+  ASSERT_TRUE(replicas.ok());
+  ChangeLogReadCounter counted(*replicas.a);
+  ChangeFeed feed(counted, {replicas.url, absl::Seconds(30), 64, absl::Seconds(30)});
   ASSERT_TRUE(feed.Start().ok());
   // Subscribing reads the log once (whatever came before the LISTEN).
   for (int i = 0; i < 100 && counted.reads() == 0; ++i) absl::SleepFor(absl::Milliseconds(20));
@@ -99,7 +94,8 @@ TEST(ChangeFeedTest, OwnCommitsAreNotReadBackButOtherReplicasCommitsAre) {
 
   constexpr int kCommits = 20;
   for (int i = 0; i < kCommits; ++i) {
-    ASSERT_TRUE(replica_a->Commit(Changes({Put(ServiceResource("prod", absl::StrCat("s", i)))})).ok());
+    ASSERT_TRUE(
+        replicas.a->Commit(Changes({Put(ServiceResource("prod", absl::StrCat("s", i)))})).ok());
     absl::SleepFor(absl::Milliseconds(20));  // each notification arrives on its own
   }
   EXPECT_EQ(feed.LatestRevision(), kCommits);
@@ -108,7 +104,7 @@ TEST(ChangeFeedTest, OwnCommitsAreNotReadBackButOtherReplicasCommitsAre) {
   // back every commit would be 20.
   EXPECT_LE(counted.reads() - reads_before, 3);
 
-  ASSERT_TRUE((*replica_b)->Commit(Changes({Put(ServiceResource("prod", "from-b"))})).ok());
+  ASSERT_TRUE(replicas.b->Commit(Changes({Put(ServiceResource("prod", "from-b"))})).ok());
   auto revisions = feed.WaitForRevisions(kCommits, absl::Seconds(10));
   ASSERT_TRUE(revisions.ok()) << revisions.status();
   ASSERT_EQ(revisions->size(), 1u);

@@ -13,6 +13,7 @@ namespace {
 using ::meridian::testing::Changes;
 using ::meridian::testing::Delete;
 using ::meridian::testing::OpenFreshStore;
+using ::meridian::testing::OpenTwoReplicas;
 using ::meridian::testing::Put;
 using ::meridian::testing::RouteResource;
 using ::meridian::testing::ServiceResource;
@@ -269,17 +270,14 @@ TEST_F(PostgresConfigStoreTest, ConcurrentWritersNeverLoseAnUpdate) {
 // current rows after it holds the writers' lock, so neither works from a stale copy. A stale
 // read would let an increment overwrite the other replica's, or reuse a revision number.
 TEST(PostgresConfigStoreReplicasTest, WritersOnTwoReplicasNeverLoseAnUpdate) {
-  std::string url;
-  auto replica_a = OpenFreshStore("replicas", &url);
-  ASSERT_NE(replica_a, nullptr);
-  auto replica_b = PostgresConfigStore::Open({url, 4});
-  ASSERT_TRUE(replica_b.ok()) << replica_b.status();
-  ASSERT_TRUE(replica_a->Commit(Changes({Put(ServiceResource("prod", "counter"))})).ok());
+  auto replicas = OpenTwoReplicas("replicas");
+  ASSERT_TRUE(replicas.ok());
+  ASSERT_TRUE(replicas.a->Commit(Changes({Put(ServiceResource("prod", "counter"))})).ok());
   constexpr int kThreadsPerReplica = 4;
   constexpr int kIncrements = 25;
   std::atomic<int> failures = 0;
   std::vector<std::thread> threads;
-  for (PostgresConfigStore* store : {replica_a.get(), replica_b->get()}) {
+  for (PostgresConfigStore* store : {replicas.a.get(), replicas.b.get()}) {
     for (int t = 0; t < kThreadsPerReplica; ++t) {
       threads.emplace_back([&failures, store] {
         for (int i = 0; i < kIncrements; ++i) {
@@ -291,11 +289,11 @@ TEST(PostgresConfigStoreReplicasTest, WritersOnTwoReplicasNeverLoseAnUpdate) {
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(failures, 0);
   const int total = 2 * kThreadsPerReplica * kIncrements;
-  auto counter = replica_b->get()->Get({v1::SERVICE, "prod", "counter"}, 0);
+  auto counter = replicas.b->Get({v1::SERVICE, "prod", "counter"}, 0);
   ASSERT_TRUE(counter.ok()) << counter.status();
   EXPECT_EQ(counter->labels().at("count"), std::to_string(total));
   EXPECT_EQ(counter->version(), 1 + total);
-  auto revisions = replica_a->Revisions();
+  auto revisions = replicas.a->Revisions();
   ASSERT_TRUE(revisions.ok()) << revisions.status();
   EXPECT_EQ(revisions->current, 1 + total);  // dense: no revision lost or reused
 }
@@ -304,13 +302,10 @@ TEST(PostgresConfigStoreReplicasTest, WritersOnTwoReplicasNeverLoseAnUpdate) {
 // on it in one round trip; a write from another replica in between must send it back to the
 // database, even when compaction has removed the revisions a stale plan would reuse.
 TEST(PostgresConfigStoreReplicasTest, AReplicaWritesOnTopOfTheOtherReplicasWrites) {
-  std::string url;
-  auto replica_a = OpenFreshStore("replicas", &url);
-  ASSERT_NE(replica_a, nullptr);
-  auto opened_b = PostgresConfigStore::Open({url, 4});
-  ASSERT_TRUE(opened_b.ok()) << opened_b.status();
-  PostgresConfigStore& a = *replica_a;
-  PostgresConfigStore& b = **opened_b;
+  auto replicas = OpenTwoReplicas("replicas");
+  ASSERT_TRUE(replicas.ok());
+  PostgresConfigStore& a = *replicas.a;
+  PostgresConfigStore& b = *replicas.b;
   auto put = [](PostgresConfigStore& store, uint32_t port, int64_t expected_version = 0) {
     return store.Commit(
         Changes({Put(ServiceResource("prod", "checkout", port), expected_version)}));

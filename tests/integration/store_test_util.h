@@ -22,4 +22,22 @@ inline std::unique_ptr<store::PostgresConfigStore> OpenFreshStore(const std::str
   return store.ok() ? std::move(*store) : nullptr;
 }
 
+// Two stores on one fresh database, as two replicas: each has its own writer and connections.
+struct TwoReplicas {
+  std::unique_ptr<store::PostgresConfigStore> a;
+  std::unique_ptr<store::PostgresConfigStore> b;
+  std::string url;
+  bool ok() const { return a != nullptr && b != nullptr; }
+};
+
+inline TwoReplicas OpenTwoReplicas(const std::string& prefix) {
+  TwoReplicas replicas;
+  replicas.a = OpenFreshStore(prefix, &replicas.url);
+  if (replicas.a == nullptr) return replicas;
+  auto b = store::PostgresConfigStore::Open({replicas.url, 4});
+  EXPECT_TRUE(b.ok()) << b.status();
+  if (b.ok()) replicas.b = std::move(*b);
+  return replicas;
+}
+
 }  // namespace meridian::testing
