@@ -48,8 +48,10 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> OpenConnection(const std::stri
   }
 }
 
-PgConnectionPool::PgConnectionPool(std::string database_url, int size)
-    : database_url_(std::move(database_url)), available_(size) {}
+PgConnectionPool::PgConnectionPool(std::string database_url, int size, std::string session_sql)
+    : database_url_(std::move(database_url)),
+      session_sql_(std::move(session_sql)),
+      available_(size) {}
 
 PgConnectionPool::~PgConnectionPool() = default;
 
@@ -70,6 +72,13 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> PgConnectionPool::Acquire() {
   }
   if (connection != nullptr && connection->is_open()) return connection;
   auto opened = OpenConnection(database_url_);
+  if (opened.ok() && !session_sql_.empty()) {
+    try {
+      pqxx::nontransaction(**opened).exec(session_sql_);
+    } catch (...) {
+      opened = StatusFromCurrentException("session set-up");
+    }
+  }
   if (!opened.ok()) {
     absl::MutexLock lock(&mu_);
     ++available_;

@@ -25,7 +25,8 @@ absl::Status StatusFromCurrentException(absl::string_view context);
 // meridian-cp restart. Thread-safe; each connection is used by one thread at a time.
 class PgConnectionPool {
  public:
-  PgConnectionPool(std::string database_url, int size);
+  // `session_sql` (if any) runs once on every connection the pool opens, e.g. a SET.
+  PgConnectionPool(std::string database_url, int size, std::string session_sql = "");
   ~PgConnectionPool();
 
   // Runs `work` with a connection. Exceptions thrown by `work` become Status values.
@@ -38,6 +39,7 @@ class PgConnectionPool {
   void Release(std::unique_ptr<pqxx::connection> connection);
 
   const std::string database_url_;
+  const std::string session_sql_;
   absl::Mutex mu_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_ ABSL_GUARDED_BY(mu_);
   int available_ ABSL_GUARDED_BY(mu_);
