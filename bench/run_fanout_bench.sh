@@ -18,7 +18,8 @@
 #      RESULTS           keep the results file here (default: a temp file, printed at the end)
 #      CP_FLAGS          extra meridian-cp flags (e.g. "--xds-threads 4")
 #      KEEP_LOGS         copy the servers' logs (meridian-cp.log, etcd.log, bare.log) of the
-#                        last N into this directory before cleaning up
+#                        last N, and PostgreSQL's log of the whole run (checkpoints, statements
+#                        over 20 ms), into this directory before cleaning up
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 
@@ -105,7 +106,10 @@ stop_servers() {
 tear_down() {
   stop_servers
   meridian_pg_stop "${pg_data}" || true
-  [[ -n "${KEEP_LOGS:-}" ]] && cp "${work_dir}"/*.log "${KEEP_LOGS}"/ 2>/dev/null; rm -rf "${work_dir}"
+  if [[ -n "${KEEP_LOGS:-}" ]]; then
+    cp "${work_dir}"/*.log "${pg_data}/postgresql.log" "${KEEP_LOGS}"/ 2>/dev/null || true
+  fi
+  rm -rf "${work_dir}"
 }
 trap tear_down EXIT
 trap 'exit 130' INT TERM
@@ -113,6 +117,10 @@ trap 'exit 130' INT TERM
 pg_port="$(meridian_free_port)"
 meridian_pg_start "${pg_data}" "${pg_port}"
 meridian_pg_create_db "${pg_port}" meridian
+# A commit that stalls shows in the log with PostgreSQL's own timing (checkpoints are logged by
+# default), so a slow write can be told apart from a slow client or scheduler.
+"${MERIDIAN_PG_BIN}/psql" -q -h 127.0.0.1 -p "${pg_port}" -U "${MERIDIAN_PG_SUPERUSER}" -d postgres \
+  -c "ALTER SYSTEM SET log_min_duration_statement = '20ms'" -c "SELECT pg_reload_conf()" >/dev/null
 database_url="$(meridian_pg_url "${pg_port}" meridian)"
 
 for streams in ${streams_list}; do
