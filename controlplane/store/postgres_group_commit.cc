@@ -161,6 +161,31 @@ std::string WritePlanSql(pqxx::transaction_base& txn, const ChangePlanner& plan)
   return sql;
 }
 
+// The error the one-round-trip commit raises when a key it took for absent exists after all:
+// invalid_text_representation, from casting a message that names the count to an integer.
+// Not division by zero, which is the revision check's: a key that exists does not make what
+// the writer knows stale.
+constexpr char kAssumedAbsentKeyExists[] = "22P02";
+
+// Fails the transaction unless none of `keys` exists. The cast is evaluated only when the
+// count is not zero; a constant expression would be folded, and fail, at planning time.
+std::string CheckAbsentSql(pqxx::transaction_base& txn, const std::vector<ResourceKey>& keys) {
+  return absl::StrCat(
+      "SELECT CASE WHEN count(*) = 0 THEN 0 ELSE ('keys assumed absent exist: ' || count(*))::int "
+      "END FROM resources r JOIN ",
+      KeyTable(txn, keys), " ON ", kJoinOnKey, ";");
+}
+
+bool CurrentExceptionHasSqlState(const char* state) {
+  try {
+    throw;
+  } catch (const pqxx::sql_error& e) {
+    return e.sqlstate() == state;
+  } catch (...) {
+    return false;
+  }
+}
+
 absl::Status OutcomeUnknown(const absl::Status& lost) {
   return absl::UnavailableError(absl::StrCat(
       "database connection lost during commit; the outcome is unknown, check history: ",
@@ -291,10 +316,16 @@ std::optional<absl::Status> GroupCommitter::TryCommitOnKnownState(
     Group& group, const std::vector<ResourceKey>& keys) {
   if (known_.revision < 0) return std::nullopt;
   absl::flat_hash_map<ResourceKey, v1::Resource> current;
+  // Keys the writer has not seen are planned as absent (a create, the common case for a key
+  // never seen), and the transaction checks that they are.
+  std::vector<ResourceKey> assumed_absent;
   for (const ResourceKey& key : keys) {
     auto known = known_.resources.find(key);
-    if (known == known_.resources.end()) return std::nullopt;
-    if (known->second) current.emplace(key, *known->second);
+    if (known == known_.resources.end()) {
+      assumed_absent.push_back(key);
+    } else if (known->second) {
+      current.emplace(key, *known->second);
+    }
   }
   const int64_t base_revision = known_.revision;
   ChangePlanner plan(base_revision, std::move(current));
@@ -310,14 +341,17 @@ std::optional<absl::Status> GroupCommitter::TryCommitOnKnownState(
     // No BEGIN: the statements of one query string run as one implicit transaction, which
     // commits after the last one, and exec returns that last statement's row (the commit
     // time, as revisions.created_at records it). The first statement takes the writers' lock
-    // and fails (division by zero) unless the database is still at base_revision, which
-    // rolls everything back.
+    // and fails (division by zero) unless the database is still at base_revision, the second
+    // unless the keys planned as absent are; either rolls everything back.
     const std::string sql = absl::StrCat(
         "SELECT CASE WHEN revision = ", base_revision,
         " THEN 0 ELSE 1 / (revision - revision) END FROM meridian_state FOR UPDATE;",
+        assumed_absent.empty() ? "" : CheckAbsentSql(session, assumed_absent),
         WritePlanSql(session, plan), "SELECT (extract(epoch FROM now()) * 1000000)::bigint;");
     commit_micros = session.exec(sql)[0][0].as<int64_t>();
   } catch (...) {
+    // What the writer knows still holds; the two-round-trip path reads the keys it lacked.
+    if (CurrentExceptionHasSqlState(kAssumedAbsentKeyExists)) return std::nullopt;
     known_.Forget();
     absl::Status status = StatusFromCurrentException("commit");
     if (!absl::IsUnavailable(status)) return std::nullopt;  // rolled back: plan it afresh
@@ -347,6 +381,8 @@ bool GroupCommitter::RememberLoaded(int64_t revision, const std::vector<Resource
 void GroupCommitter::Remember(const ChangePlanner& plan) {
   for (const auto& [key, state] : plan.written()) known_.resources[key] = state;
   known_.revision = plan.revision();
+  // Every key created in one round trip adds to what is known; start afresh past the cap.
+  if (known_.resources.size() > kMaxKnownResources) known_.Forget();
 }
 
 void GroupCommitter::Deliver(Group& group, std::vector<absl::StatusOr<CommitResult>> results,

@@ -23,10 +23,13 @@ namespace meridian::store {
 // transaction (the way etcd batches proposals): each change set still gets its own
 // revision, version checks and result, but the group shares one fsync. A change set that
 // fails its checks is left out of the group; the others commit. A group costs one round
-// trip when the writer already knows the current state of every key it touches (it wrote or
-// read them last, and no other replica has committed since): the lock, the revision check,
-// the writes and the commit travel as one query. Otherwise it costs two: lock and read, then
-// write and commit. Thread-safe; one writer thread owns the connection.
+// trip when the writer knows the revision the database is at (no other replica has committed
+// since its last write or read) and the group's checks pass on what it knows: keys it wrote or
+// read last have that state, keys it has not seen are taken for absent (creates). The lock,
+// the revision check, a check that those keys are absent, the writes and the commit travel as
+// one query. Otherwise it costs two: lock and read, then write and commit (three when a key
+// taken for absent exists: the failed attempt, then the two). Thread-safe; one writer thread
+// owns the connection.
 class GroupCommitter {
  public:
   struct Options {
@@ -71,11 +74,12 @@ class GroupCommitter {
   void WriterLoop();
   void CommitGroup(Group& group);
   absl::Status RunGroupTransaction(Group& group);
-  // Plans the group on known_ and commits it in one round trip, the revision check included.
-  // nullopt when it cannot: a key is not known, a service is deleted (its routes are looked
-  // up by reference), a change set fails its checks (known_ may be stale, so the verdict
-  // must come from the database), or the database was at another revision; the caller then
-  // takes the two-round-trip path. Errors only when the outcome is unknown.
+  // Plans the group on known_ (keys it lacks as absent) and commits it in one round trip,
+  // the revision and absence checks included. nullopt when it cannot: nothing is known yet,
+  // a service is deleted (its routes are looked up by reference), a change set fails its
+  // checks (known_ may be stale, so the verdict must come from the database), the database
+  // was at another revision, or a key taken for absent exists; the caller then takes the
+  // two-round-trip path. Errors only when the outcome is unknown.
   std::optional<absl::Status> TryCommitOnKnownState(Group& group,
                                                     const std::vector<ResourceKey>& keys);
   // Records what the slow path read as of `revision` (taken from the planner once it is

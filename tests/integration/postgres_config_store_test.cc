@@ -347,6 +347,51 @@ TEST(PostgresConfigStoreReplicasTest, AReplicaWritesOnTopOfTheOtherReplicasWrite
   EXPECT_EQ((*log)[0].revision(), 8);
 }
 
+// A writer plans keys it has never seen as absent (creates cost one round trip); when such a
+// key exists after all (written before this writer started, at the revision it knows), the
+// write must still land as an update of it, and a create-only write must still fail.
+TEST(PostgresConfigStoreReplicasTest, AKeyTheWriterHasNotSeenIsUpdatedNotRecreated) {
+  auto replicas = OpenTwoReplicas("unseen");
+  ASSERT_TRUE(replicas.ok());
+  PostgresConfigStore& a = *replicas.a;
+  PostgresConfigStore& b = *replicas.b;
+  ASSERT_TRUE(a.Commit(Changes({Put(ServiceResource("prod", "checkout", 1))})).ok());  // 1
+  // b's writer learns revision 1 (and "orders is absent"), not checkout.
+  ASSERT_TRUE(b.Commit(Changes({Put(ServiceResource("prod", "orders", 2))})).ok());  // 2
+
+  auto updated = b.Commit(Changes({Put(ServiceResource("prod", "checkout", 3))}));  // 3
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->revision, 3);
+  EXPECT_EQ(updated->resources[0].version(), 2);
+  EXPECT_EQ(updated->resources[0].create_revision(), 1);
+  auto log = b.ReadChangeLog(2, 10);
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_EQ(log->size(), 1u);
+  ASSERT_EQ((*log)[0].changes_size(), 1);
+  ASSERT_TRUE((*log)[0].changes(0).has_before());  // an update, not a create
+  EXPECT_EQ((*log)[0].changes(0).before().service().ports(0).port(), 1u);
+
+  // Unseen by b's writer until now: payments, created by a; then a create-only write of it.
+  ASSERT_TRUE(a.Commit(Changes({Put(ServiceResource("prod", "payments", 4))})).ok());  // 4
+  ASSERT_TRUE(b.Commit(Changes({Put(ServiceResource("prod", "orders", 5))})).ok());    // 5
+  store::Mutation create = Put(ServiceResource("prod", "payments", 6));
+  create.create_only = true;
+  auto duplicate = b.Commit(Changes({create}));
+  EXPECT_TRUE(absl::IsAlreadyExists(duplicate.status())) << duplicate.status();
+  // A key that is absent is created, and the revisions stay dense.
+  store::Mutation fresh = Put(ServiceResource("prod", "shipping", 7));
+  fresh.create_only = true;
+  auto created = b.Commit(Changes({fresh}));
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->revision, 6);
+  EXPECT_EQ(created->resources[0].version(), 1);
+  EXPECT_EQ(created->resources[0].create_revision(), 6);
+  auto payments = a.Get({v1::SERVICE, "prod", "payments"}, 0);
+  ASSERT_TRUE(payments.ok()) << payments.status();
+  EXPECT_EQ(payments->version(), 1);
+  EXPECT_EQ(payments->service().ports(0).port(), 4u);
+}
+
 TEST_F(PostgresConfigStoreTest, ConcurrentIndependentWritesGetDistinctDenseRevisions) {
   constexpr int kThreads = 16;
   constexpr int kWrites = 20;
