@@ -18,8 +18,9 @@
 #      RESULTS           keep the results file here (default: a temp file, printed at the end)
 #      CP_FLAGS          extra meridian-cp flags (e.g. "--xds-threads 4")
 #      KEEP_LOGS         copy the servers' logs (meridian-cp.log, etcd.log, bare.log) of the
-#                        last N, and PostgreSQL's log of the whole run (checkpoints, statements
-#                        over 20 ms), into this directory before cleaning up
+#                        last N, and PostgreSQL's log of the whole run (checkpoints, and
+#                        statements over 20 ms when KEEP_LOGS is set), into this directory
+#                        before cleaning up
 # shellcheck source-path=SCRIPTDIR/..
 set -euo pipefail
 
@@ -117,10 +118,13 @@ trap 'exit 130' INT TERM
 pg_port="$(meridian_free_port)"
 meridian_pg_start "${pg_data}" "${pg_port}"
 meridian_pg_create_db "${pg_port}" meridian
-# A commit that stalls shows in the log with PostgreSQL's own timing (checkpoints are logged by
-# default), so a slow write can be told apart from a slow client or scheduler.
-"${MERIDIAN_PG_BIN}/psql" -q -h 127.0.0.1 -p "${pg_port}" -U "${MERIDIAN_PG_SUPERUSER}" -d postgres \
-  -c "ALTER SYSTEM SET log_min_duration_statement = '20ms'" -c "SELECT pg_reload_conf()" >/dev/null
+# With KEEP_LOGS, a commit that stalls shows in the log with PostgreSQL's own timing
+# (checkpoints are logged by default), so a slow write can be told apart from a slow client or
+# scheduler. Only then: the statements that bring thousands of nodes in are long.
+if [[ -n "${KEEP_LOGS:-}" ]]; then
+  "${MERIDIAN_PG_BIN}/psql" -q -h 127.0.0.1 -p "${pg_port}" -U "${MERIDIAN_PG_SUPERUSER}" -d postgres \
+    -c "ALTER SYSTEM SET log_min_duration_statement = '20ms'" -c "SELECT pg_reload_conf()" >/dev/null
+fi
 database_url="$(meridian_pg_url "${pg_port}" meridian)"
 
 for streams in ${streams_list}; do
