@@ -40,6 +40,16 @@ absl::Status StatusFromCurrentException(absl::string_view context) {
   }
 }
 
+bool CurrentExceptionHasSqlState(absl::string_view state) {
+  try {
+    throw;
+  } catch (const pqxx::sql_error& e) {
+    return e.sqlstate() == state;
+  } catch (...) {
+    return false;
+  }
+}
+
 absl::StatusOr<std::unique_ptr<pqxx::connection>> OpenConnection(const std::string& database_url) {
   try {
     return std::make_unique<pqxx::connection>(database_url);

@@ -19,6 +19,9 @@ namespace meridian::store {
 // broken connections and server shutdowns → Unavailable, unique violations → AlreadyExists,
 // serialization failures and deadlocks → Aborted, anything else → Internal.
 absl::Status StatusFromCurrentException(absl::string_view context);
+// Whether the exception being handled (call inside a catch block) is a PostgreSQL error with
+// this SQLSTATE.
+bool CurrentExceptionHasSqlState(absl::string_view state);
 
 // A fixed set of lazily opened libpqxx connections shared by reader threads. A connection
 // that breaks is dropped and reopened on next use, so a Postgres restart heals without a

@@ -156,7 +156,8 @@ std::string WritePlanSql(pqxx::transaction_base& txn, const ChangePlanner& plan)
                   "before, after) VALUES ",
                   changes, ";");
   absl::StrAppend(&sql, "UPDATE meridian_state SET revision = ", plan.revision(), ";");
-  // The payload is only a wake-up; followers read the change log itself.
+  // The payload names the revision: a follower that already holds it (this replica's own
+  // commit, handed over by Deliver) skips the read; the others read the change log.
   absl::StrAppend(&sql, "SELECT pg_notify('meridian_changes', '", plan.revision(), "');");
   return sql;
 }
@@ -174,16 +175,6 @@ std::string CheckAbsentSql(pqxx::transaction_base& txn, const std::vector<Resour
       "SELECT CASE WHEN count(*) = 0 THEN 0 ELSE ('keys assumed absent exist: ' || count(*))::int "
       "END FROM resources r JOIN ",
       KeyTable(txn, keys), " ON ", kJoinOnKey, ";");
-}
-
-bool CurrentExceptionHasSqlState(const char* state) {
-  try {
-    throw;
-  } catch (const pqxx::sql_error& e) {
-    return e.sqlstate() == state;
-  } catch (...) {
-    return false;
-  }
 }
 
 absl::Status OutcomeUnknown(const absl::Status& lost) {
