@@ -7,6 +7,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "grpc/grpc.h"
 #include "controlplane/common/status_macros.h"
 #include "spdlog/spdlog.h"
 
@@ -73,6 +75,9 @@ absl::Status ControlPlane::StartServices() {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1 << 20);
   builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
   builder.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
+  counters.push_back(api_calls_.InterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(counters));
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || grpc_port_ == 0) {
     return absl::UnavailableError(
@@ -110,7 +115,7 @@ void ControlPlane::Shutdown() {
   if (xds_ != nullptr) xds_->Stop();
   if (grpc_server_ != nullptr) {
     grpc_service_->StopWatches();
-    grpc_server_->Shutdown(std::chrono::system_clock::now() + kGrpcShutdownGrace);
+    ShutdownGrpc();
     xds_->Drain();
   }
   if (rest_ != nullptr) rest_->Stop();
@@ -119,6 +124,28 @@ void ControlPlane::Shutdown() {
   spdlog::info("meridian-cp stopped");
   absl::MutexLock lock(&mu_);
   stopped_ = true;
+}
+
+void ControlPlane::ShutdownGrpc() {
+  // gRPC's shutdown sends GOAWAY, stops accepting, and then waits both for the calls in flight
+  // and for every client to close its connection, until the deadline cancels what is left. A
+  // client that keeps an idle channel open (a plain gRPC C++ channel does) would hold the exit
+  // for the whole grace period, so once no call is left, the connections are closed from this
+  // side (grpc_server_cancel_all_calls, which only disconnects when there is nothing to cancel).
+  absl::Notification done;
+  std::thread shutdown([this, &done] {
+    grpc_server_->Shutdown(std::chrono::system_clock::now() + kGrpcShutdownGrace);
+    done.Notify();
+  });
+  // Bounded by the grace period: the shutdown thread returns by then whatever happens here.
+  // Repeated, because a disconnect that came before gRPC stopped accepting lets a client
+  // reconnect once.
+  while (!done.WaitForNotificationWithTimeout(absl::Milliseconds(50))) {
+    if (api_calls_.in_flight() == 0 && xds_->stream_count() == 0) {
+      grpc_server_cancel_all_calls(grpc_server_->c_server());
+    }
+  }
+  shutdown.join();
 }
 
 void ControlPlane::Wait() {

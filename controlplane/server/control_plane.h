@@ -14,6 +14,7 @@
 #include "controlplane/convergence/convergence_tracker.h"
 #include "controlplane/convergence/node_registry.h"
 #include "controlplane/convergence/postgres_node_status_store.h"
+#include "controlplane/server/api_call_counter.h"
 #include "controlplane/api/rest_server.h"
 #include "controlplane/store/change_feed.h"
 #include "controlplane/store/postgres_config_store.h"
@@ -53,6 +54,8 @@ class ControlPlane {
   int http_port() const { return rest_->port(); }
   store::ConfigStore& store() { return *store_; }
   xds::XdsServer& xds() { return *xds_; }
+  // Calls in flight on the config and convergence gRPC APIs (not ADS streams).
+  int api_calls_in_flight() const { return api_calls_.in_flight(); }
 
   // Stops accepting requests, ends watch streams, stops background work. Idempotent.
   void Shutdown();
@@ -61,6 +64,9 @@ class ControlPlane {
  private:
   explicit ControlPlane(ControlPlaneOptions options);
   absl::Status StartServices();
+  // Shuts the gRPC server down: in-flight calls get kGrpcShutdownGrace to finish, clients'
+  // idle connections are not waited for.
+  void ShutdownGrpc();
   void CompactionLoop();
   void CompactOnce();
 
@@ -73,6 +79,7 @@ class ControlPlane {
   std::unique_ptr<xds::XdsServer> xds_;
   std::unique_ptr<api::ConfigGrpcService> grpc_service_;
   std::unique_ptr<api::ConvergenceGrpcService> convergence_service_;
+  ApiCallCounter api_calls_;  // outlives grpc_server_, which holds its interceptor factory
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<api::RestServer> rest_;
   int grpc_port_ = 0;

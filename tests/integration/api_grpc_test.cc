@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "tests/integration/control_plane_fixture.h"
 #include "tests/support/resource_builders.h"
 
@@ -237,6 +238,36 @@ TEST_F(GrpcApiTest, ConcurrentWritersNeverLoseAnUpdate) {
   v1::Resource final_state = Get("counter");
   EXPECT_EQ(final_state.version(), 1 + kWriters * kIncrements);
   EXPECT_EQ(final_state.labels().at("count"), std::to_string(kWriters * kIncrements));
+}
+
+// A write that is in flight when shutdown starts still commits and gets its answer: the
+// connections that shutdown closes early (see meridian_cp_binary_test) are only closed once no
+// call is left.
+TEST_F(GrpcApiTest, ShutdownLetsAWriteInFlightFinish) {
+  constexpr int kResources = 5000;  // about a second to commit: still running at shutdown
+  v1::ApplyChangesRequest request;
+  request.set_comment("in flight at shutdown");
+  for (int i = 0; i < kResources; ++i) {
+    *request.add_changes()->mutable_put() = ServiceResource("prod", absl::StrCat("svc-", i));
+  }
+  grpc::Status status;
+  v1::WriteResponse written;
+  std::thread writer([&] { status = stub_->ApplyChanges(Context().get(), request, &written); });
+  for (int i = 0; i < 10000 && control_plane_->api_calls_in_flight() == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_GT(control_plane_->api_calls_in_flight(), 0) << "the write never reached the server";
+  control_plane_->Shutdown();
+  writer.join();
+  ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  EXPECT_EQ(written.resources_size(), kResources);
+  // Committed, not merely answered: the store is at the write's revision.
+  store::ListQuery query;
+  query.environment = "prod";
+  query.page_size = 1;
+  auto listed = control_plane_->store().List(query);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->revision, written.revision());
 }
 
 }  // namespace

@@ -88,20 +88,20 @@ TEST_F(MeridianCpBinaryTest, ServesUntilSigtermThenEndsStreamsWithUnavailableAnd
   ASSERT_TRUE(node_status);
   EXPECT_EQ(json::parse(node_status->body, nullptr, false).value("replica", ""), "binary-test");
 
+  const absl::Time signalled = absl::Now();
   cp->Signal(SIGTERM);
   // Told to go elsewhere, not cut off: UNAVAILABLE is what xDS clients retry on.
   for (int i = 0; i < 10 && node->Next(absl::Seconds(2)).has_value(); ++i) {
   }
   EXPECT_EQ(node->AwaitClose().error_code(), grpc::StatusCode::UNAVAILABLE);
-  // An agent moves to another replica and drops this connection. gRPC's shutdown waits for
-  // clients to close their connections after its GOAWAY, up to the 5 s grace that in-flight
-  // calls get; a client that kept it open would only make the exit take that long.
-  node.reset();
-  channel.reset();
+  // The channel stays open, idle: meridian-cp closes it rather than wait out the 5 s grace
+  // that calls in flight get (gRPC's shutdown alone waits for clients to close connections).
   node.reset();
   const std::optional<int> exit_code = cp->WaitFor(kExitWithin);
   ASSERT_TRUE(exit_code.has_value()) << "still running " << kExitWithin.count() << " s after SIGTERM";
   EXPECT_EQ(*exit_code, 0) << cp->out() << cp->err();
+  EXPECT_LT(absl::Now() - signalled, absl::Seconds(4)) << "the exit waited for an idle client";
+  channel.reset();
   EXPECT_THAT(cp->out(), HasSubstr("received signal 15, shutting down"));
 
   // Nothing was lost: a new process on the same database serves the same revision.
