@@ -1,14 +1,10 @@
 #include "controlplane/server/api_call_counter.h"
 
-#include "absl/strings/match.h"
+#include <string_view>
+
+#include "controlplane/xds/xds_server.h"
 
 namespace meridian::server {
-namespace {
-
-// ADS streams are finished and counted by the xDS server itself.
-constexpr char kAdsServicePrefix[] = "/envoy.service.discovery.v3.";
-
-}  // namespace
 
 class ApiCallCounter::Interceptor final : public grpc::experimental::Interceptor {
  public:
@@ -30,8 +26,12 @@ class ApiCallCounter::Factory final
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    // No interceptor at all on ADS calls: their many small writes skip interception then.
-    if (absl::StartsWith(info->method(), kAdsServicePrefix)) return nullptr;
+    // No interceptor at all on ADS calls (the xDS server finishes and counts its streams
+    // itself): their many small writes skip interception then.
+    const std::string_view method = info->method();
+    if (method == xds::XdsServer::kDeltaMethod || method == xds::XdsServer::kSotwMethod) {
+      return nullptr;
+    }
     return new Interceptor(in_flight_);
   }
 

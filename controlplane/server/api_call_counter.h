@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <memory>
-#include <string>
 
 #include "grpcpp/support/server_interceptor.h"
 
