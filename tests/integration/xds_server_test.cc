@@ -446,6 +446,53 @@ TEST_F(XdsServerTest, StreamsAboveTheLimitGetResourceExhausted) {
   EXPECT_EQ(second->AwaitClose().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
+// With a debounce window, a burst of writes becomes few pushes, while the write that starts
+// the burst (nothing pushed for longer than the window) still goes out at once.
+TEST_F(XdsServerTest, DebounceTurnsABurstIntoFewPushesWithoutDelayingItsFirstWrite) {
+  Write({Put(ServiceResource("prod", "burst"))});
+  constexpr absl::Duration kWindow = absl::Seconds(1);
+  Replica batching(url_, XdsServerOptions{20000, kWindow});
+  auto client = batching.Delta();
+  ASSERT_TRUE(client->Send(DeltaSubscribe("batched", "prod")));
+  auto first = client->Next();
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(client->Send(DeltaAck(*first)));
+  ASSERT_TRUE(batching.tracker.WaitSynced("batched", last_revision_));
+  auto commit_port = [&batching](uint32_t port) -> int64_t {
+    auto result = batching.store->Commit(Changes({Put(ServiceResource("prod", "burst", port))}));
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? result->revision : -1;
+  };
+
+  const absl::Time start = absl::Now();
+  const int64_t leading_revision = commit_port(9000);
+  auto leading = client->Next();
+  const absl::Duration leading_latency = absl::Now() - start;
+  ASSERT_TRUE(leading.has_value());
+  EXPECT_EQ(leading->system_version_info(), std::to_string(leading_revision));
+  EXPECT_LT(leading_latency, kWindow / 2);
+  ASSERT_TRUE(client->Send(DeltaAck(*leading)));
+
+  constexpr int kBurst = 20;
+  int64_t newest_written = 0;
+  for (int i = 1; i <= kBurst; ++i) newest_written = commit_port(9000 + i);
+  int responses = 0;
+  std::optional<DeltaDiscoveryResponse> newest;
+  while (responses < kBurst &&
+         (!newest || newest->system_version_info() != std::to_string(newest_written))) {
+    newest = client->Next();
+    if (!newest) break;
+    ++responses;
+    ASSERT_TRUE(client->Send(DeltaAck(*newest)));
+  }
+  ASSERT_TRUE(newest.has_value());
+  EXPECT_EQ(newest->system_version_info(), std::to_string(newest_written));
+  ASSERT_EQ(Names(*newest), std::vector<std::string>{"burst"});
+  EXPECT_EQ(FirstPort(newest->resources(0)), 9000u + kBurst);
+  // One push for the burst, or two if a slow machine stretched it past the window.
+  EXPECT_LE(responses, 2) << kBurst << " writes";
+}
+
 TEST_F(XdsServerTest, WriteThroughOneReplicaReachesStreamOnAnother) {
   Replica other(url_);
   auto client = other.Delta();
