@@ -693,8 +693,8 @@ TEST_F(XdsServerTest, ResponsesAreNeverLabelledOlderThanTheResourcesTheyCarry) {
     auto everything = delta->Next();
     ASSERT_TRUE(everything.has_value());
     ASSERT_EQ(everything->resources_size(), kServices);
-    const int64_t newest_resource = max_version(
-        everything->resources(), [](const auto& r) { return std::stoll(r.version()); });
+    const int64_t newest_resource =
+        max_version(everything->resources(), [](const auto& r) { return std::stoll(r.version()); });
     EXPECT_LE(newest_resource, std::stoll(everything->system_version_info()));
 
     // State of the world: one name first, then all of them.
