@@ -561,10 +561,18 @@ TEST_F(XdsServerTest, ReplicaRestartedWhileClientsReconnectElsewhere) {
 }
 
 TEST_F(XdsServerTest, StuckClientDoesNotDelayOthers) {
-  // The stuck client subscribes, then never reads: its writes back up in flow control.
+  // The stuck client subscribes, then stops reading: its writes back up in flow control.
+  // It has a connection of its own with a fixed 64 KiB window (gRPC's window growth would
+  // otherwise let the client's transport take in megabytes the application never reads).
+  grpc::ChannelArguments small_window;
+  small_window.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  small_window.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 * 1024);
+  auto stuck_stub = AggregatedDiscoveryService::NewStub(
+      grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", replica_->port),
+                                grpc::InsecureChannelCredentials(), small_window));
   auto stuck = std::make_unique<DeltaClient>(
-      [this](grpc::ClientContext* context) {
-        return replica_->stub->DeltaAggregatedResources(context);
+      [&stuck_stub](grpc::ClientContext* context) {
+        return stuck_stub->DeltaAggregatedResources(context);
       },
       /*start_reading=*/false);
   ASSERT_TRUE(stuck->Send(DeltaSubscribe("stuck", "prod")));
@@ -593,6 +601,27 @@ TEST_F(XdsServerTest, StuckClientDoesNotDelayOthers) {
     healthy->Send(DeltaAck(*response));
   }
   EXPECT_EQ(newest, last_revision_);
+
+  // Once the stuck client reads again it gets what was already on its way (about 640 KB
+  // here), then the newest version in one response: latest wins, not a backlog of every
+  // revision it missed.
+  stuck->StartReading();
+  std::vector<int64_t> received;
+  std::optional<DeltaDiscoveryResponse> latest;
+  while (static_cast<int>(received.size()) < kRevisions &&
+         (received.empty() || received.back() != last_revision_)) {
+    latest = stuck->Next();
+    if (!latest) break;
+    received.push_back(std::stoll(latest->system_version_info()));
+  }
+  ASSERT_GE(received.size(), 2u);
+  EXPECT_EQ(received.back(), last_revision_);
+  EXPECT_LT(received.size(), kRevisions / 2u);
+  EXPECT_GT(received.back() - received[received.size() - 2], 1) << "no revision was skipped";
+  ASSERT_EQ(latest->resources_size(), 1);
+  v1::Service newest_service;
+  ASSERT_TRUE(latest->resources(0).resource().UnpackTo(&newest_service));
+  EXPECT_EQ(newest_service.spec().ports(0).port(), 10000u + 1 + kRevisions - 1);
 }
 
 // A node that unsubscribes from what it rejected is in sync again at once, without waiting
