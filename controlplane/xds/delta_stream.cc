@@ -1,5 +1,6 @@
 #include "controlplane/xds/delta_stream.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "controlplane/xds/push_order.h"
 #include "controlplane/xds/response_writer.h"
@@ -13,6 +14,15 @@ constexpr char kWildcard[] = "*";
 // Unanswered responses a stream remembers. A conforming client answers each response soon;
 // one that never does must not grow the map (each entry may hold a shared response).
 constexpr size_t kMaxUnacked = 64;
+
+// Meridian's resource versions are the revisions that changed them, in decimal. A version a
+// client reports in another form (another server's, garbled) equals none of them: it is
+// held as -1, and the resource is sent again.
+int64_t HeldVersion(const std::string& version) {
+  int64_t revision = 0;
+  if (!absl::SimpleAtoi(version, &revision) || absl::StrCat(revision) != version) return -1;
+  return revision;
+}
 
 template <typename Unacked, typename Visit>
 void ForEachName(const Unacked& response, Visit visit) {
@@ -61,7 +71,7 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
   if (first_request) {
     state.defers_removals = DefersRemovals(request.type_url());
     for (const auto& [name, version] : request.initial_resource_versions()) {
-      state.client_versions[name] = version;
+      state.client_versions[name] = HeldVersion(version);
     }
     // An empty first subscription means wildcard (the legacy form of "*").
     state.wildcard = request.resource_names_subscribe().empty();
@@ -233,12 +243,12 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
     XdsEntryPtr entry = index.Get(node_.environment, type_url, name);
     auto held = state.client_versions.find(name);
     if (entry != nullptr) {
-      if (held != state.client_versions.end() && held->second == entry->version &&
+      if (held != state.client_versions.end() && held->second == entry->revision &&
           !state.must_send.contains(name)) {
         continue;
       }
       writer.AddBytes(2, entry->resource_bytes);
-      state.client_versions[name] = entry->version;
+      state.client_versions[name] = entry->revision;
       updated.push_back(name);
     } else if (held != state.client_versions.end() || state.must_send.contains(name)) {
       if (state.defers_removals && held != state.client_versions.end() &&

@@ -327,8 +327,7 @@ void EnvoyProjection::Record(Environment& env, const std::string& type_url, cons
     any.set_value(*message);
     if (any.SerializeAsString() == it->second->any_bytes) return;  // unchanged: nothing to push
   }
-  XdsEntryPtr entry =
-      MakeXdsEntry(type_url, name, absl::StrCat(sink.revision), std::move(*message));
+  XdsEntryPtr entry = MakeXdsEntry(type_url, name, sink.revision, std::move(*message));
   env.derived[key] = entry;
   if (sink.changes != nullptr) {
     sink.changes->push_back({sink.environment, type_url, name, std::move(entry)});

@@ -39,8 +39,8 @@ std::string SerializeDomainMessage(const v1::Resource& resource) {
 }  // namespace
 
 XdsEntryPtr ResourceIndex::MakeEntry(const v1::Resource& resource) {
-  return MakeXdsEntry(TypeUrlOf(resource.kind()), resource.name(),
-                      absl::StrCat(resource.mod_revision()), SerializeDomainMessage(resource));
+  return MakeXdsEntry(TypeUrlOf(resource.kind()), resource.name(), resource.mod_revision(),
+                      SerializeDomainMessage(resource));
 }
 
 void ResourceIndex::Reset(const store::StateSnapshot& snapshot) {

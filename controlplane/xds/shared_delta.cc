@@ -19,7 +19,7 @@ std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
     XdsEntryPtr entry = index.Get(change.environment, change.type_url, name);
     if (entry != nullptr) {
       writer.AddBytes(2, entry->resource_bytes);
-      shared->updated.emplace_back(name, entry->version);
+      shared->updated.emplace_back(name, entry->revision);
     } else {
       shared->removed.push_back(name);
     }

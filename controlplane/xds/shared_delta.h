@@ -18,7 +18,7 @@ namespace meridian::xds {
 // per-stream cost of a push is then bookkeeping, not building and copying a response.
 struct SharedDelta {
   std::string nonce;  // "shared-<revision>": never collides with per-stream "<id>-<n>" nonces
-  std::vector<std::pair<std::string, std::string>> updated;  // (name, version)
+  std::vector<std::pair<std::string, int64_t>> updated;  // (name, revision that changed it)
   std::vector<std::string> removed;
   grpc::ByteBuffer response;  // serialized DeltaDiscoveryResponse
 };

@@ -318,6 +318,23 @@ TEST_F(XdsServerTest, ReconnectWithInitialVersionsGetsOnlyWhatItLacks) {
   EXPECT_EQ(Names(*response), std::vector<std::string>{"b"});
   ASSERT_EQ(response->removed_resources_size(), 1);
   EXPECT_EQ(response->removed_resources(0), "c");
+
+  // Versions are compared as Meridian spells them: "01" is not revision 1, so "a" is sent
+  // again; "b" at its current version is not.
+  auto other = replica_->Delta();
+  DeltaDiscoveryRequest foreign = DeltaSubscribe("node-2", "prod");
+  for (const auto& resource : first.resources()) {
+    if (resource.name() == "a") {
+      (*foreign.mutable_initial_resource_versions())["a"] = "0" + resource.version();
+    }
+  }
+  ASSERT_EQ(foreign.initial_resource_versions().size(), 1u);
+  (*foreign.mutable_initial_resource_versions())["b"] = response->resources(0).version();
+  ASSERT_TRUE(other->Send(foreign));
+  auto resent = other->Next();
+  ASSERT_TRUE(resent.has_value());
+  EXPECT_EQ(Names(*resent), std::vector<std::string>{"a"});
+  EXPECT_EQ(resent->removed_resources_size(), 0);
 }
 
 TEST_F(XdsServerTest, NamedSubscriptionGetsOnlyThoseAndIsToldAboutMissingOnes) {
