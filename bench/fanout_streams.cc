@@ -61,6 +61,9 @@ v1::Resource FanoutResource(const std::string& environment, int sequence) {
   return resource;
 }
 
+// More elements than this in one response (an initial state) are freed once handled.
+constexpr int kLargeResponseElements = 64;
+
 // One gRPC core batch that writes a reply and reads the next message, completing once (as
 // `tag`) when both are done. gRPC C++ gives a write and a read a completion each; an agent
 // that only ever answers the response it just read can pay for one. Written by hand: the C++
@@ -137,6 +140,8 @@ class BidiSubscriber : public Subscriber {
   }
   // Records a response; returns the reply to send (an ACK), if any.
   virtual std::optional<Request> OnResponse(const Response& response) = 0;
+  // Whether `response` holds many elements (an initial state), worth freeing once handled.
+  virtual bool IsLarge(const Response& response) const = 0;
 
  private:
   void OnEvent(Tag::Op op, bool ok) override {
@@ -149,10 +154,10 @@ class BidiSubscriber : public Subscriber {
         return;
       case Tag::kRead:
         if (!ok) return EndReading();
-        return Answer(OnResponse(response_));
+        return Answer(Handle());
       case Tag::kReplyAndRead:
         if (!ok || !reply_and_read_.Take(response_)) return EndReading();
-        return Answer(OnResponse(response_));
+        return Answer(Handle());
       case Tag::kWrite:
         outgoing_.pop_front();
         write_in_flight_ = false;
@@ -161,6 +166,14 @@ class BidiSubscriber : public Subscriber {
       case Tag::kFinish:
         return Finished(status_, what_);
     }
+  }
+  // The next response is parsed into the same message, and parsing first clears every element
+  // the message holds: a large one is dropped here instead, so the cost of an initial state
+  // is not paid again by the first update after it.
+  std::optional<Request> Handle() {
+    std::optional<Request> reply = OnResponse(response_);
+    if (IsLarge(response_)) response_ = Response();
+    return reply;
   }
   // Sends `reply` (if any) and reads the next response.
   void Answer(std::optional<Request> reply) {
@@ -226,6 +239,9 @@ class MeridianAgent final : public BidiSubscriber<DeltaDiscoveryRequest, DeltaDi
   }
 
  private:
+  bool IsLarge(const DeltaDiscoveryResponse& response) const override {
+    return response.resources_size() > kLargeResponseElements;
+  }
   std::optional<DeltaDiscoveryRequest> OnResponse(const DeltaDiscoveryResponse& response) override {
     int64_t revision = -1;
     if (!absl::SimpleAtoi(response.system_version_info(), &revision)) {
@@ -298,6 +314,9 @@ class EtcdWatcher final
   }
 
  private:
+  bool IsLarge(const etcdserverpb::WatchResponse& response) const override {
+    return response.events_size() > kLargeResponseElements;
+  }
   std::optional<etcdserverpb::WatchRequest> OnResponse(
       const etcdserverpb::WatchResponse& response) override {
     if (response.canceled()) {
