@@ -102,14 +102,15 @@ void AdsStream::OnRevision(int64_t base_revision, int64_t revision,
   {
     absl::MutexLock lock(&mu_);
     if (finished_ || finish_status_) return;
-    if (!write_in_flight_ && seen_revision_ == base_revision) {
-      shared = TakeSharedResponse(revision, changes);
-    }
+    const bool in_step = !write_in_flight_ && seen_revision_ == base_revision;
+    // A stream that registered after the index took this revision has already read it.
+    const bool already_seen = revision <= seen_revision_;
     seen_revision_ = std::max(seen_revision_, revision);
+    if (in_step) shared = TakeSharedResponse(revision, changes);
     if (shared != nullptr) {
       write_in_flight_ = true;
     } else {
-      for (const IndexChange* change : changes) MarkChanged(*change);
+      MarkChanged(changes, already_seen);
       next = PrepareNext(finish);
     }
   }

@@ -64,13 +64,16 @@ class AdsStream : public AsyncBidiReactor {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
   // Builds the next response to write, or nullopt when nothing is due.
   virtual std::optional<std::string> NextResponse() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
-  // Records that `names` of `type_url` changed in the index.
-  virtual void MarkChanged(const IndexChange& change) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+  // Records that the index took `changes`; seen_revision_ is already their revision.
+  // `already_seen`: this stream had read the index after they were applied.
+  virtual void MarkChanged(const std::vector<const IndexChange*>& changes, bool already_seen)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
   // True when nothing is queued and every response sent has been ACKed or NACKed.
   virtual bool Settled() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
   // Fast path for a stream that had taken in exactly the base revision, with nothing else due
   // and no write in flight: if one of the changes' shared responses is precisely what it
-  // needs, records it as sent and returns it. The default never does.
+  // needs, records it as sent and returns it. seen_revision_ is already `revision`. The
+  // default never does.
   virtual const grpc::ByteBuffer* TakeSharedResponse(
       int64_t /*revision*/, const std::vector<const IndexChange*>& /*changes*/)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

@@ -15,15 +15,6 @@ constexpr char kWildcard[] = "*";
 // one that never does must not grow the map (each entry may hold a shared response).
 constexpr size_t kMaxUnacked = 64;
 
-// Meridian's resource versions are the revisions that changed them, in decimal. A version a
-// client reports in another form (another server's, garbled) equals none of them: it is
-// held as -1, and the resource is sent again.
-int64_t HeldVersion(const std::string& version) {
-  int64_t revision = 0;
-  if (!absl::SimpleAtoi(version, &revision) || absl::StrCat(revision) != version) return -1;
-  return revision;
-}
-
 template <typename Unacked, typename Visit>
 void ForEachName(const Unacked& response, Visit visit) {
   if (response.shared != nullptr) {
@@ -34,6 +25,15 @@ void ForEachName(const Unacked& response, Visit visit) {
 }
 
 }  // namespace
+
+int64_t DeltaAdsStream::ParseHeldVersion(const std::string& version) {
+  int64_t revision = 0;
+  if (!absl::SimpleAtoi(version, &revision) || absl::StrCat(revision) != version ||
+      revision <= kAbsentRevision) {
+    return kUnknownRevision;
+  }
+  return revision;
+}
 
 bool DeltaAdsStream::Wants(const TypeState& state, const std::string& name) const {
   return state.wildcard || state.names.contains(name);
@@ -71,7 +71,7 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
   if (first_request) {
     state.defers_removals = DefersRemovals(request.type_url());
     for (const auto& [name, version] : request.initial_resource_versions()) {
-      state.client_versions[name] = HeldVersion(version);
+      state.held[name] = ParseHeldVersion(version);
     }
     // An empty first subscription means wildcard (the legacy form of "*").
     state.wildcard = request.resource_names_subscribe().empty();
@@ -89,6 +89,7 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
   }
   for (const std::string& name : request.resource_names_unsubscribe()) {
     if (name == kWildcard) {
+      StopMirroring(state, request.type_url());
       state.wildcard = false;
       state.all_dirty = true;
       continue;
@@ -103,19 +104,34 @@ absl::Status DeltaAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
       ForgetRejection(request.type_url());
     }
     state.removals.erase(name);
-    if (!state.wildcard) state.client_versions.erase(name);
+    if (!state.wildcard) state.held.erase(name);
   }
   return absl::OkStatus();
 }
 
-void DeltaAdsStream::MarkChanged(const IndexChange& change) {
-  auto it = types_.find(change.type_url);
-  if (it == types_.end()) return;
-  TypeState& state = it->second;
-  maybe_due_ = true;
-  if (change.everything) state.all_dirty = true;
-  for (const std::string& name : change.names) {
-    if (Wants(state, name) || state.client_versions.contains(name)) state.dirty.insert(name);
+void DeltaAdsStream::MarkChanged(const std::vector<const IndexChange*>& changes,
+                                 bool already_seen) {
+  for (const IndexChange* change : changes) {
+    auto it = types_.find(change->type_url);
+    if (it == types_.end()) continue;
+    TypeState& state = it->second;
+    maybe_due_ = true;
+    for (size_t i = 0; i < change->names.size(); ++i) {
+      const std::string& name = change->names[i];
+      if (state.mirrors_index) {
+        if (already_seen) continue;  // the index as of seen_revision_ includes it
+        // Unless recorded otherwise, the client holds what the index held before.
+        state.held.try_emplace(name, change->previous[i]);
+        state.dirty.insert(name);
+        continue;
+      }
+      const bool wanted = Wants(state, name);
+      if (!wanted && !state.held.contains(name)) continue;
+      state.dirty.insert(name);
+      // Once the type mirrors the index, a name it does not record is held as the index has
+      // it: record that the client lacks this one until it is sent.
+      if (wanted && state.mirror_from != kNever) state.held.try_emplace(name, kAbsentRevision);
+    }
   }
 }
 
@@ -185,16 +201,34 @@ const grpc::ByteBuffer* DeltaAdsStream::TakeSharedResponse(
   const SharedDelta& shared = *subscribed->shared;
   if (state->defers_removals && !shared.removed.empty()) return nullptr;
   // The client must lack every update and hold every removed name, or the per-stream path
-  // would send something else.
+  // would send something else. Mirroring, it holds the index as it was before, where `held`
+  // does not say otherwise.
+  if (state->mirrors_index && !shared.removes_only_existing) return nullptr;
+  const int64_t unrecorded = state->mirrors_index ? kUnknownRevision : kAbsentRevision;
+  auto held = [state, unrecorded](const std::string& name) {
+    auto it = state->held.find(name);
+    return it == state->held.end() ? unrecorded : it->second;
+  };
   for (const auto& [name, version] : shared.updated) {
-    auto held = state->client_versions.find(name);
-    if (held != state->client_versions.end() && held->second == version) return nullptr;
+    if (held(name) == version) return nullptr;
   }
   for (const std::string& name : shared.removed) {
-    if (!state->client_versions.contains(name)) return nullptr;
+    if (held(name) == kAbsentRevision) return nullptr;
   }
-  for (const auto& [name, version] : shared.updated) state->client_versions[name] = version;
-  for (const std::string& name : shared.removed) state->client_versions.erase(name);
+  if (state->mirrors_index) {
+    // Now exactly as the index has it at `revision`, which this stream is about to have seen.
+    if (!state->held.empty()) {
+      for (const auto& [name, version] : shared.updated) state->held.erase(name);
+      for (const std::string& name : shared.removed) state->held.erase(name);
+    }
+  } else {
+    for (const auto& [name, version] : shared.updated) state->held[name] = version;
+    for (const std::string& name : shared.removed) state->held.erase(name);
+    if (state->mirror_from <= seen_revision_) {
+      const ResourceIndex::View index(context_.index);
+      SettleHeld(*state, *type_url, index);
+    }
+  }
   AddUnacked(shared.nonce, {type_url, revision, 0, subscribed->shared, {}});
   RecordSent(revision);
   return &shared.response;
@@ -222,13 +256,16 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
   // seen_revision_ may still be on its way, and finding nothing new it would never relabel.
   const ResourceIndex::View index(context_.index);
   const int64_t revision = index.revision();
+  // Every name the client may hold is compared: afterwards it holds the whole type as the
+  // index has it.
+  const bool whole_type = state.all_dirty && state.wildcard;
   absl::flat_hash_set<std::string> candidates = std::move(state.dirty);
   candidates.insert(state.must_send.begin(), state.must_send.end());
   if (state.all_dirty) {
     for (const auto& entry : index.List(node_.environment, type_url)) {
       candidates.insert(entry->name);
     }
-    for (const auto& [name, version] : state.client_versions) candidates.insert(name);
+    for (const auto& [name, version] : state.held) candidates.insert(name);
     candidates.insert(state.names.begin(), state.names.end());
   }
   ResponseWriter writer;
@@ -237,34 +274,36 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
   for (const std::string& name : candidates) {
     if (!Wants(state, name)) {
       // No longer subscribed: the client forgets it without being told.
-      state.client_versions.erase(name);
+      state.held.erase(name);
       continue;
     }
     XdsEntryPtr entry = index.Get(node_.environment, type_url, name);
-    auto held = state.client_versions.find(name);
+    const int64_t held = HeldRevision(state, type_url, name, index);
+    const bool must_send = state.must_send.contains(name);
     if (entry != nullptr) {
-      if (held != state.client_versions.end() && held->second == entry->revision &&
-          !state.must_send.contains(name)) {
-        continue;
-      }
+      if (held == entry->revision && !must_send) continue;
       writer.AddBytes(2, entry->resource_bytes);
-      state.client_versions[name] = entry->revision;
+      state.held[name] = entry->revision;
       updated.push_back(name);
-    } else if (held != state.client_versions.end() || state.must_send.contains(name)) {
-      if (state.defers_removals && held != state.client_versions.end() &&
-          !state.must_send.contains(name)) {
-        state.removals.insert(name);  // deleted: told in the removal pass
+    } else if (held != kAbsentRevision || must_send) {
+      if (state.defers_removals && held != kAbsentRevision && !must_send) {
+        state.held[name] = held;  // still held until the removal pass tells the client
+        state.removals.insert(name);
         maybe_due_ = true;
         continue;
       }
       // Deleted, or explicitly requested and absent: tell the client it does not exist.
       removed.push_back(name);
-      state.client_versions.erase(name);
+      SetHeld(state, name, kAbsentRevision);
+    } else {
+      SetHeld(state, name, kAbsentRevision);  // created and deleted before it was sent
     }
   }
   state.dirty = {};
   state.must_send.clear();
   state.all_dirty = false;
+  if (whole_type && !state.mirrors_index) state.mirror_from = revision;
+  SettleHeld(state, type_url, index);
   if (updated.empty() && removed.empty()) return std::nullopt;
   return SealResponse(writer, type_url, revision, std::move(updated), removed);
 }
@@ -275,17 +314,79 @@ std::optional<std::string> DeltaAdsStream::BuildRemovals(const std::string& type
   const ResourceIndex::View index(context_.index);
   for (const std::string& name : state.removals) {
     if (!Wants(state, name)) {
-      state.client_versions.erase(name);  // unsubscribed meanwhile: forgotten untold
+      state.held.erase(name);  // unsubscribed meanwhile: forgotten untold
       continue;
     }
     // Back in the index since: it went out as an update in the first pass.
     if (index.Get(node_.environment, type_url, name) != nullptr) continue;
-    if (state.client_versions.erase(name) > 0) removed.push_back(name);
+    auto held = state.held.find(name);
+    if (held == state.held.end() || held->second == kAbsentRevision) continue;
+    removed.push_back(name);
+    SetHeld(state, name, kAbsentRevision);
   }
   state.removals.clear();
+  SettleHeld(state, type_url, index);
   if (removed.empty()) return std::nullopt;
   ResponseWriter writer;
   return SealResponse(writer, type_url, index.revision(), {}, removed);
+}
+
+int64_t DeltaAdsStream::HeldRevision(const TypeState& state, const std::string& type_url,
+                                     const std::string& name,
+                                     const ResourceIndex::View& index) const {
+  if (auto held = state.held.find(name); held != state.held.end()) return held->second;
+  if (!state.mirrors_index) return kAbsentRevision;
+  // The index as of seen_revision_. Anything newer is a change whose fan-out has not reached
+  // this stream yet, so what the index had before it is unknown here.
+  XdsEntryPtr entry = index.Get(node_.environment, type_url, name);
+  if (entry == nullptr) {
+    return index.revision() == seen_revision_ ? kAbsentRevision : kUnknownRevision;
+  }
+  return entry->revision <= seen_revision_ ? entry->revision : kUnknownRevision;
+}
+
+void DeltaAdsStream::SetHeld(TypeState& state, const std::string& name, int64_t revision) const {
+  // Mirroring, an absent name must be recorded until the index lacks it too.
+  if (revision == kAbsentRevision && !state.mirrors_index) {
+    state.held.erase(name);
+  } else {
+    state.held[name] = revision;
+  }
+}
+
+void DeltaAdsStream::SettleHeld(TypeState& state, const std::string& type_url,
+                                const ResourceIndex::View& index) const {
+  if (!state.mirrors_index) {
+    // Every name of the whole-type response is recorded, and every name changed since is
+    // recorded too (MarkChanged): a name not recorded is one the index lacks.
+    if (!state.wildcard || state.mirror_from > seen_revision_) return;
+    state.mirrors_index = true;
+    state.mirror_from = kNever;
+  }
+  if (state.held.empty()) return;
+  const bool index_at_seen = index.revision() == seen_revision_;
+  absl::erase_if(state.held, [&](const auto& held) {
+    const auto& [name, revision] = held;
+    if (state.dirty.contains(name) || state.must_send.contains(name) ||
+        state.removals.contains(name)) {
+      return false;  // on its way to the client
+    }
+    // Forgotten only where the index at seen_revision_ says the same.
+    XdsEntryPtr entry = index.Get(node_.environment, type_url, name);
+    if (entry == nullptr) return revision == kAbsentRevision && index_at_seen;
+    return entry->revision == revision && revision <= seen_revision_;
+  });
+}
+
+void DeltaAdsStream::StopMirroring(TypeState& state, const std::string& type_url) {
+  state.mirror_from = kNever;
+  if (!state.mirrors_index) return;
+  const ResourceIndex::View index(context_.index);
+  for (const std::string& name : state.names) {
+    if (!state.held.contains(name)) state.held[name] = HeldRevision(state, type_url, name, index);
+  }
+  state.mirrors_index = false;
+  absl::erase_if(state.held, [](const auto& held) { return held.second == kAbsentRevision; });
 }
 
 std::string DeltaAdsStream::SealResponse(ResponseWriter& writer, const std::string& type_url,

@@ -1,5 +1,6 @@
 #include "controlplane/xds/resource_index.h"
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "controlplane/xds/type_urls.h"
 #include "meridian/v1/xds_types.pb.h"
@@ -36,6 +37,33 @@ std::string SerializeDomainMessage(const v1::Resource& resource) {
   }
 }
 
+// Collects an update's changes: one IndexChange per (environment, type), each name once with
+// the revision it had before the update.
+class ChangeCollector {
+ public:
+  using TypeKey = std::pair<std::string, std::string>;  // (environment, type_url)
+
+  explicit ChangeCollector(IndexUpdate& update) : update_(update) {}
+
+  void Record(const TypeKey& key, const std::string& name, int64_t previous) {
+    auto [slot, inserted] = slots_.try_emplace(key, update_.changes.size());
+    if (inserted) update_.changes.push_back({key.first, key.second, {}, {}, nullptr});
+    if (!recorded_.emplace(slot->second, name).second) return;  // changed earlier in the update
+    IndexChange& change = update_.changes[slot->second];
+    change.names.push_back(name);
+    change.previous.push_back(previous);
+  }
+
+ private:
+  IndexUpdate& update_;
+  absl::flat_hash_map<TypeKey, size_t> slots_;
+  absl::flat_hash_set<std::pair<size_t, std::string>> recorded_;
+};
+
+int64_t RevisionOf(const XdsEntryPtr& entry) {
+  return entry == nullptr ? kAbsentRevision : entry->revision;
+}
+
 }  // namespace
 
 XdsEntryPtr ResourceIndex::MakeEntry(const v1::Resource& resource) {
@@ -43,7 +71,7 @@ XdsEntryPtr ResourceIndex::MakeEntry(const v1::Resource& resource) {
                       SerializeDomainMessage(resource));
 }
 
-void ResourceIndex::Reset(const store::StateSnapshot& snapshot) {
+IndexUpdate ResourceIndex::Reset(const store::StateSnapshot& snapshot) {
   absl::flat_hash_map<TypeKey, Names> entries;
   for (const auto& resource : snapshot.resources) {
     entries[{resource.environment(), TypeUrlOf(resource.kind())}][resource.name()] =
@@ -54,9 +82,35 @@ void ResourceIndex::Reset(const store::StateSnapshot& snapshot) {
     entries[{projected.environment, projected.type_url}][projected.name] =
         std::move(projected.entry);
   }
+  IndexUpdate update;
+  ChangeCollector changes(update);
   absl::MutexLock lock(&mu_);
+  update.base_revision = revision_;
+  update.revision = snapshot.revision;
+  for (const auto& [key, names] : entries_) {
+    auto now = entries.find(key);
+    for (const auto& [name, entry] : names) {
+      if (now == entries.end() || !now->second.contains(name)) {
+        changes.Record(key, name, entry->revision);
+      }
+    }
+  }
+  for (const auto& [key, names] : entries) {
+    auto before = entries_.find(key);
+    for (const auto& [name, entry] : names) {
+      XdsEntryPtr old;
+      if (before != entries_.end()) {
+        if (auto it = before->second.find(name); it != before->second.end()) old = it->second;
+      }
+      if (old == nullptr || old->revision != entry->revision ||
+          old->resource_bytes != entry->resource_bytes) {
+        changes.Record(key, name, RevisionOf(old));
+      }
+    }
+  }
   entries_ = std::move(entries);
   revision_ = snapshot.revision;
+  return update;
 }
 
 IndexUpdate ResourceIndex::Apply(const std::vector<store::RevisionPtr>& revisions) {
@@ -91,18 +145,17 @@ IndexUpdate ResourceIndex::Apply(const std::vector<store::RevisionPtr>& revision
   IndexUpdate update;
   update.base_revision = last;
   update.revision = newest;
-  absl::flat_hash_map<TypeKey, size_t> change_slot;
+  ChangeCollector changes(update);
   absl::MutexLock lock(&mu_);
   for (auto& item : pending) {
     Names& names = entries_[item.key];
+    auto [slot, inserted] = names.try_emplace(item.name);
+    changes.Record(item.key, item.name, inserted ? kAbsentRevision : RevisionOf(slot->second));
     if (item.entry) {
-      names[item.name] = std::move(item.entry);
+      slot->second = std::move(item.entry);
     } else {
-      names.erase(item.name);
+      names.erase(slot);
     }
-    auto [slot, inserted] = change_slot.try_emplace(item.key, update.changes.size());
-    if (inserted) update.changes.push_back({item.key.first, item.key.second, {}, false, nullptr});
-    update.changes[slot->second].names.push_back(item.name);
   }
   revision_ = newest;
   return update;

@@ -17,12 +17,14 @@ namespace meridian::xds {
 
 struct SharedDelta;
 
-// The names of one (environment, type) that a revision touched.
+// The names of one (environment, type) that an update touched, each once.
 struct IndexChange {
   std::string environment;
   std::string type_url;
   std::vector<std::string> names;
-  bool everything = false;  // the index was rebuilt: reconsider every name of the type
+  // Per name, the revision of the entry the update replaced (kAbsentRevision: it had none),
+  // so a stream that held the index as it was can tell what its client holds.
+  std::vector<int64_t> previous;
   // Set by the fan-out: the response in-sync wildcard delta streams get (shared_delta.h).
   std::shared_ptr<const SharedDelta> shared;
 };
@@ -41,7 +43,8 @@ struct IndexUpdate {
 // (streams).
 class ResourceIndex {
  public:
-  void Reset(const store::StateSnapshot& snapshot);
+  // Rebuilds the index from a snapshot; returns every name whose entry differs from before.
+  IndexUpdate Reset(const store::StateSnapshot& snapshot);
   // Applies whole revisions newer than revision(); returns what they touched.
   IndexUpdate Apply(const std::vector<store::RevisionPtr>& revisions);
 

@@ -1,6 +1,5 @@
 #include "controlplane/xds/shared_delta.h"
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "controlplane/xds/response_writer.h"
 
@@ -13,15 +12,15 @@ std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
   // unique on the stream (and short enough for std::string's inline buffer).
   shared->nonce = absl::StrCat("shared-", revision);
   ResponseWriter writer;
-  absl::flat_hash_set<std::string> seen;  // a name changed by several coalesced revisions
-  for (const std::string& name : change.names) {
-    if (!seen.insert(name).second) continue;
+  for (size_t i = 0; i < change.names.size(); ++i) {
+    const std::string& name = change.names[i];
     XdsEntryPtr entry = index.Get(change.environment, change.type_url, name);
     if (entry != nullptr) {
       writer.AddBytes(2, entry->resource_bytes);
       shared->updated.emplace_back(name, entry->revision);
     } else {
       shared->removed.push_back(name);
+      if (change.previous[i] == kAbsentRevision) shared->removes_only_existing = false;
     }
   }
   // Field numbers of envoy.service.discovery.v3.DeltaDiscoveryResponse.

@@ -20,6 +20,9 @@ struct SharedDelta {
   std::string nonce;  // "shared-<revision>": never collides with per-stream "<id>-<n>" nonces
   std::vector<std::pair<std::string, int64_t>> updated;  // (name, revision that changed it)
   std::vector<std::string> removed;
+  // False when a name was created and deleted within the update: a stream in step with the
+  // index never held it, so the shared response would remove what its client lacks.
+  bool removes_only_existing = true;
   grpc::ByteBuffer response;  // serialized DeltaDiscoveryResponse
 };
 

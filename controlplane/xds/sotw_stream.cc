@@ -45,18 +45,21 @@ absl::Status SotwAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
   return absl::OkStatus();
 }
 
-void SotwAdsStream::MarkChanged(const IndexChange& change) {
-  auto it = types_.find(change.type_url);
-  if (it == types_.end()) return;
-  TypeState& state = it->second;
-  if (state.wildcard || change.everything) {
-    state.dirty = true;
-    return;
-  }
-  for (const std::string& name : change.names) {
-    if (state.names.contains(name)) {
+void SotwAdsStream::MarkChanged(const std::vector<const IndexChange*>& changes,
+                                bool /*already_seen*/) {
+  for (const IndexChange* change : changes) {
+    auto it = types_.find(change->type_url);
+    if (it == types_.end()) continue;
+    TypeState& state = it->second;
+    if (state.wildcard) {
       state.dirty = true;
-      return;
+      continue;
+    }
+    for (const std::string& name : change->names) {
+      if (state.names.contains(name)) {
+        state.dirty = true;
+        break;
+      }
     }
   }
 }

@@ -35,7 +35,8 @@ class SotwAdsStream : public AdsStream {
   absl::Status HandleRequest(const grpc::ByteBuffer& request) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::optional<std::string> NextResponse() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void MarkChanged(const IndexChange& change) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkChanged(const std::vector<const IndexChange*>& changes, bool already_seen) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Settled() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // nullopt when a deferring type has nothing new to say. `keep_removed`: still send what

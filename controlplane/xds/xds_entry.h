@@ -15,6 +15,10 @@ struct XdsEntry {
 };
 using XdsEntryPtr = std::shared_ptr<const XdsEntry>;
 
+// The revision recorded for a resource that does not exist. Revision 0 is the empty store, so
+// no resource ever carries it.
+inline constexpr int64_t kAbsentRevision = 0;
+
 // Wraps a serialized message of `type_url`, last changed at `revision`, as both wire forms.
 XdsEntryPtr MakeXdsEntry(const std::string& type_url, const std::string& name, int64_t revision,
                          std::string message_bytes);

@@ -3,10 +3,8 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
 #include "controlplane/xds/delta_stream.h"
-#include "controlplane/xds/envoy_resources.h"
 #include "controlplane/xds/shared_delta.h"
 #include "controlplane/xds/sotw_stream.h"
-#include "controlplane/xds/type_urls.h"
 #include "spdlog/spdlog.h"
 
 namespace meridian::xds {
@@ -38,7 +36,7 @@ void XdsServer::AddTo(grpc::ServerBuilder& builder) { queues_.AddTo(builder); }
 absl::Status XdsServer::Start() {
   auto snapshot = store_.Snapshot();
   if (!snapshot.ok()) return snapshot.status();
-  index_.Reset(*snapshot);
+  index_.Reset(*snapshot);  // no stream yet: nobody to tell what changed
   accepting_ = true;
   follower_ = std::thread([this] { FollowLoop(); });
   queues_.Start();
@@ -164,27 +162,10 @@ void XdsServer::FollowLoop() {
 absl::Status XdsServer::Resync() {
   auto snapshot = store_.Snapshot();
   if (!snapshot.ok()) return snapshot.status();
-  index_.Reset(*snapshot);
-  IndexUpdate update;
-  update.base_revision = -1;  // nobody is in sync with a rebuilt index
-  update.revision = snapshot->revision;
-  absl::flat_hash_set<std::string> environments;
-  for (auto& queue_streams : streams_) {
-    absl::ReaderMutexLock lock(&queue_streams->mu);
-    for (const auto& [environment, streams] : queue_streams->by_environment) {
-      environments.insert(environment);
-    }
-  }
-  for (const std::string& environment : environments) {
-    for (v1::Kind kind :
-         {v1::SERVICE, v1::ENDPOINT, v1::ROUTE, v1::CERTIFICATE, v1::CONFIG_ENTRY}) {
-      update.changes.push_back({environment, TypeUrlOf(kind), {}, /*everything=*/true, nullptr});
-    }
-    for (const std::string& type_url : EnvoyTypeUrls()) {
-      update.changes.push_back({environment, type_url, {}, /*everything=*/true, nullptr});
-    }
-  }
-  spdlog::info("xds: resynced from a snapshot at revision {}", snapshot->revision);
+  IndexUpdate update = index_.Reset(*snapshot);
+  update.base_revision = -1;  // no shared responses: they describe one revision's step
+  spdlog::info("xds: resynced from a snapshot at revision {} ({} types changed)",
+               snapshot->revision, update.changes.size());
   FanOut(std::move(update));
   return absl::OkStatus();
 }
@@ -196,7 +177,10 @@ absl::Status XdsServer::Resync() {
 void XdsServer::FanOut(IndexUpdate update) {
   absl::flat_hash_map<std::string, std::vector<const IndexChange*>> by_environment;
   for (IndexChange& change : update.changes) {
-    if (!change.everything) change.shared = BuildSharedDelta(index_, change, update.revision);
+    // A resync's update is no one revision's step: no stream can take a shared response.
+    if (update.base_revision >= 0) {
+      change.shared = BuildSharedDelta(index_, change, update.revision);
+    }
     by_environment[change.environment].push_back(&change);
   }
   if (by_environment.empty()) return;
