@@ -1,0 +1,342 @@
+// What a delta stream knows of its client's resources, over real gRPC streams against real
+// Postgres: a wildcard stream that mirrors the index (it records only where its client may
+// differ) must still send each client exactly what it lacks, through per-stream and shared
+// responses, subscription changes, and a resync after the change log was compacted.
+#include <atomic>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "controlplane/xds/envoy_resources.h"
+#include "spdlog/sinks/ringbuffer_sink.h"
+#include "spdlog/spdlog.h"
+#include "tests/integration/xds_replica.h"
+
+namespace meridian::xds {
+namespace {
+
+using ::meridian::testing::RouteResource;
+
+using XdsDeltaStateTest = XdsReplicaTest;
+
+const std::string kRouteType = TypeUrlOf(v1::ROUTE);
+
+// The responses of one or more types that a step produced, each ACKed.
+struct Received {
+  std::map<std::string, std::set<std::string>> updated;  // type URL -> names
+  std::map<std::string, std::set<std::string>> removed;
+  std::vector<std::string> nonces;
+};
+
+// Reads (and ACKs) responses until one has come for each of `types`, then for 300 ms more to
+// catch anything extra.
+Received ReceiveEach(DeltaClient& client, const std::set<std::string>& types) {
+  Received received;
+  std::set<std::string> pending = types;
+  for (int i = 0; i < 20; ++i) {
+    auto response = client.Next(pending.empty() ? absl::Milliseconds(300) : absl::Seconds(10));
+    if (!response.has_value()) break;
+    for (const auto& resource : response->resources()) {
+      received.updated[response->type_url()].insert(resource.name());
+    }
+    for (const auto& name : response->removed_resources()) {
+      received.removed[response->type_url()].insert(name);
+    }
+    received.nonces.push_back(response->nonce());
+    pending.erase(response->type_url());
+    EXPECT_TRUE(client.Send(DeltaAck(*response)));
+  }
+  EXPECT_TRUE(pending.empty()) << "no response for " << *pending.begin();
+  return received;
+}
+
+using NameSet = std::set<std::string>;
+
+TEST_F(XdsDeltaStateTest, WildcardStreamGetsExactlyWhatItLacksThroughEveryKindOfChange) {
+  Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b")),
+         Put(ServiceResource("prod", "c")), Put(RouteResource("prod", "r1", {{"a", 100}}))});
+  auto client = replica_->Delta();
+  ASSERT_TRUE(client->Send(DeltaSubscribe("node-1", "prod")));
+  DeltaDiscoveryRequest routes;
+  routes.set_type_url(kRouteType);
+  ASSERT_TRUE(client->Send(routes));
+  Received initial = ReceiveEach(*client, {kServiceType, kRouteType});
+  EXPECT_EQ(initial.updated[kServiceType], (NameSet{"a", "b", "c"}));
+  EXPECT_EQ(initial.updated[kRouteType], NameSet{"r1"});
+  ASSERT_TRUE(replica_->tracker.WaitSynced("node-1", last_revision_));
+
+  // Two types in one revision: no shared response fits, so the stream builds its own.
+  Write({Put(ServiceResource("prod", "a", 9001)), Delete({v1::SERVICE, "prod", "c"}),
+         Put(RouteResource("prod", "r2", {{"a", 100}}))});
+  Received both = ReceiveEach(*client, {kServiceType, kRouteType});
+  EXPECT_EQ(both.updated[kServiceType], NameSet{"a"});
+  EXPECT_EQ(both.removed[kServiceType], NameSet{"c"});
+  EXPECT_EQ(both.updated[kRouteType], NameSet{"r2"});
+  EXPECT_TRUE(both.removed[kRouteType].empty());
+
+  // One type: the shared response, carrying only the change.
+  Write({Put(ServiceResource("prod", "b", 9002))});
+  Received one = ReceiveEach(*client, {kServiceType});
+  EXPECT_EQ(one.updated[kServiceType], NameSet{"b"});
+  EXPECT_TRUE(one.removed[kServiceType].empty());
+  ASSERT_EQ(one.nonces.size(), 1u);
+  EXPECT_EQ(one.nonces[0], absl::StrCat("shared-", last_revision_));
+
+  // Deleted and created again: the new one arrives, with nothing else.
+  Write({Delete({v1::SERVICE, "prod", "b"})});
+  EXPECT_EQ(ReceiveEach(*client, {kServiceType}).removed[kServiceType], NameSet{"b"});
+  Write({Put(ServiceResource("prod", "b", 9003))});
+  Received back = ReceiveEach(*client, {kServiceType});
+  EXPECT_EQ(back.updated[kServiceType], NameSet{"b"});
+  EXPECT_TRUE(back.removed[kServiceType].empty());
+
+  // From the wildcard to names: "a" and the absent "c" are answered, "b" is forgotten, and
+  // only changes to "a" come after.
+  DeltaDiscoveryRequest narrow;
+  narrow.set_type_url(kServiceType);
+  narrow.add_resource_names_unsubscribe("*");
+  narrow.add_resource_names_subscribe("a");
+  narrow.add_resource_names_subscribe("c");
+  ASSERT_TRUE(client->Send(narrow));
+  Received named = ReceiveEach(*client, {kServiceType});
+  EXPECT_EQ(named.updated[kServiceType], NameSet{"a"});
+  EXPECT_EQ(named.removed[kServiceType], NameSet{"c"});
+  Write({Put(ServiceResource("prod", "b", 9004))});
+  EXPECT_FALSE(client->Next(absl::Milliseconds(300)).has_value()) << "b is not subscribed";
+  Write({Put(ServiceResource("prod", "a", 9005))});
+  EXPECT_EQ(ReceiveEach(*client, {kServiceType}).updated[kServiceType], NameSet{"a"});
+
+  // Back to the wildcard: only what the client lacks ("a" it holds at its newest version).
+  DeltaDiscoveryRequest widen;
+  widen.set_type_url(kServiceType);
+  widen.add_resource_names_subscribe("*");
+  ASSERT_TRUE(client->Send(widen));
+  Received wide = ReceiveEach(*client, {kServiceType});
+  EXPECT_EQ(wide.updated[kServiceType], NameSet{"b"});
+  EXPECT_TRUE(wide.removed[kServiceType].empty());
+  Write({Delete({v1::SERVICE, "prod", "b"})});
+  Received gone = ReceiveEach(*client, {kServiceType});
+  EXPECT_TRUE(gone.updated[kServiceType].empty());
+  EXPECT_EQ(gone.removed[kServiceType], NameSet{"b"});
+  EXPECT_TRUE(replica_->tracker.WaitSynced("node-1", last_revision_));
+}
+
+// A client that resumes with initial_resource_versions is sent what it lacks; from then on
+// its stream mirrors the index like any other.
+TEST_F(XdsDeltaStateTest, ResumedStreamMirrorsTheIndexOnceItHasEverything) {
+  Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b"))});
+  const std::string held_a = absl::StrCat(last_revision_);
+  Write({Put(ServiceResource("prod", "b", 9001)), Put(ServiceResource("prod", "c"))});
+  auto client = replica_->Delta();
+  DeltaDiscoveryRequest resume = DeltaSubscribe("node-1", "prod");
+  (*resume.mutable_initial_resource_versions())["a"] = held_a;
+  (*resume.mutable_initial_resource_versions())["b"] = held_a;  // older than b's version
+  (*resume.mutable_initial_resource_versions())["gone"] = held_a;
+  ASSERT_TRUE(client->Send(resume));
+  Received first = ReceiveEach(*client, {kServiceType});
+  EXPECT_EQ(first.updated[kServiceType], (NameSet{"b", "c"}));
+  EXPECT_EQ(first.removed[kServiceType], NameSet{"gone"});
+
+  Write({Put(ServiceResource("prod", "a", 9002)), Delete({v1::SERVICE, "prod", "c"})});
+  Received next = ReceiveEach(*client, {kServiceType});
+  EXPECT_EQ(next.updated[kServiceType], NameSet{"a"});
+  EXPECT_EQ(next.removed[kServiceType], NameSet{"c"});
+}
+
+// Type URL -> name -> version: what a client holds.
+using Holdings = std::map<std::string, std::map<std::string, std::string>>;
+
+// A delta client that applies every response to its own copy of the resources, ACKing each
+// (after `delay`, so the server's next revision may find it busy), until stopped.
+class Mirror {
+ public:
+  Mirror(Replica& replica, std::string node_id, const std::vector<std::string>& types,
+         absl::Duration delay, Holdings held = {})
+      : client_(replica.Delta()), delay_(delay), held_(std::move(held)) {
+    for (const std::string& type_url : types) {
+      DeltaDiscoveryRequest subscribe = DeltaSubscribe(node_id, "prod", type_url);
+      for (const auto& [name, version] : held_[type_url]) {
+        (*subscribe.mutable_initial_resource_versions())[name] = version;
+      }
+      EXPECT_TRUE(client_->Send(subscribe));
+    }
+    reader_ = std::thread([this] { Read(); });
+  }
+  ~Mirror() { Stop(); }
+  void Stop() {
+    stopping_ = true;
+    if (reader_.joinable()) reader_.join();
+  }
+  Holdings held() {
+    absl::MutexLock lock(&mu_);
+    return held_;
+  }
+
+ private:
+  void Read() {
+    while (!stopping_) {
+      auto response = client_->Next(absl::Milliseconds(50));
+      if (!response.has_value()) continue;
+      {
+        absl::MutexLock lock(&mu_);
+        auto& held = held_[response->type_url()];
+        for (const auto& resource : response->resources()) {
+          held[resource.name()] = resource.version();
+        }
+        for (const auto& name : response->removed_resources()) held.erase(name);
+      }
+      absl::SleepFor(delay_);
+      EXPECT_TRUE(client_->Send(DeltaAck(*response)));
+    }
+  }
+
+  std::unique_ptr<DeltaClient> client_;
+  const absl::Duration delay_;
+  std::atomic<bool> stopping_ = false;
+  absl::Mutex mu_;
+  Holdings held_ ABSL_GUARDED_BY(mu_);
+  std::thread reader_;
+};
+
+// Streams fast and slow, of one type or of several (a service change also changes its Envoy
+// cluster, so those streams build their own responses), joining and resuming while revisions
+// (single and several changes, deletes, re-creations) keep coming: once the writes stop,
+// every client holds exactly what a client subscribing afresh is sent.
+TEST_F(XdsDeltaStateTest, EveryClientEndsHoldingExactlyTheServersResourcesUnderConcurrentWrites) {
+  constexpr int kNames = 40;
+  constexpr int kRevisions = 150;
+  const std::vector<std::string> one_type = {kServiceType};
+  const std::vector<std::string> several_types = {kServiceType, kEnvoyClusterType,
+                                                  kEnvoyLoadAssignmentType};
+  std::vector<store::Mutation> initial;
+  for (int i = 0; i < kNames; i += 2) {
+    initial.push_back(Put(ServiceResource("prod", absl::StrCat("s", i))));
+  }
+  Write(std::move(initial));
+  std::vector<std::unique_ptr<Mirror>> mirrors;
+  std::vector<std::string> nodes;
+  auto add = [&](const std::vector<std::string>& types, absl::Duration delay, Holdings held = {}) {
+    nodes.push_back(absl::StrCat("node-", nodes.size()));
+    mirrors.push_back(
+        std::make_unique<Mirror>(*replica_, nodes.back(), types, delay, std::move(held)));
+  };
+  add(one_type, absl::ZeroDuration());
+  add(one_type, absl::Milliseconds(3));
+  add(several_types, absl::ZeroDuration());
+  add(several_types, absl::Milliseconds(3));
+  add(several_types, absl::Milliseconds(10));
+
+  std::mt19937 random(7);  // fixed seed: the same sequence of change sets every run
+  std::set<std::string> present;
+  for (int i = 0; i < kNames; i += 2) present.insert(absl::StrCat("s", i));
+  for (int revision = 0; revision < kRevisions; ++revision) {
+    std::vector<store::Mutation> mutations;
+    std::set<std::string> touched;
+    const int changes = random() % 4 == 0 ? 1 + random() % 5 : 1;
+    for (int c = 0; c < changes; ++c) {
+      const std::string name = absl::StrCat("s", random() % kNames);
+      if (!touched.insert(name).second) continue;
+      if (present.contains(name) && random() % 3 == 0) {
+        mutations.push_back(Delete({v1::SERVICE, "prod", name}));
+        present.erase(name);
+      } else {
+        mutations.push_back(Put(ServiceResource("prod", name, 1000 + revision)));
+        present.insert(name);
+      }
+    }
+    auto committed = replica_->store->Commit(Changes(std::move(mutations)));
+    ASSERT_TRUE(committed.ok()) << committed.status();
+    last_revision_ = committed->revision;
+    if (revision == kRevisions / 3) add(several_types, absl::ZeroDuration());  // joins late
+    if (revision == kRevisions / 2) {
+      // Resumes with what a busy client holds now, as a reconnecting agent would.
+      add(several_types, absl::Milliseconds(1), mirrors[3]->held());
+    }
+    if (revision % 10 == 0) absl::SleepFor(absl::Milliseconds(5));
+  }
+
+  for (const std::string& node : nodes) {
+    EXPECT_TRUE(replica_->tracker.WaitSynced(node, last_revision_)) << node;
+  }
+  add(several_types, absl::ZeroDuration());
+  EXPECT_TRUE(replica_->tracker.WaitSynced(nodes.back(), last_revision_));
+  for (auto& mirror : mirrors) mirror->Stop();
+  const Holdings expected = mirrors.back()->held();
+  ASSERT_EQ(expected.at(kServiceType).size(), present.size());
+  ASSERT_EQ(expected.at(kEnvoyClusterType).size(), present.size());
+  for (size_t i = 0; i + 1 < mirrors.size(); ++i) {
+    Holdings held = mirrors[i]->held();
+    EXPECT_EQ(held[kServiceType], expected.at(kServiceType)) << nodes[i];
+    if (held.size() > 1) {
+      EXPECT_EQ(held, expected) << nodes[i];
+    }
+  }
+}
+
+// The server fell behind (a debounce window here) while the change log it needed was
+// compacted away: it rebuilds its index from a snapshot and sends streams the difference.
+TEST_F(XdsDeltaStateTest, ChangesCompactedAwayBeforeTheServerReadThemStillReachStreams) {
+  replica_.reset();
+  auto log = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  spdlog::default_logger()->sinks().push_back(log);
+  store::ChangeFeed::Options feed_options;
+  feed_options.retained_revisions = 1;  // so the feed cannot serve what the log lost
+  replica_ =
+      std::make_unique<Replica>(url_, XdsServerOptions{.debounce = absl::Seconds(2)}, feed_options);
+  Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b")),
+         Put(ServiceResource("prod", "c"))});
+  auto delta = replica_->Delta();
+  ASSERT_TRUE(delta->Send(DeltaSubscribe("node-1", "prod")));
+  EXPECT_EQ(ReceiveEach(*delta, {kServiceType}).updated[kServiceType], (NameSet{"a", "b", "c"}));
+  auto sotw = replica_->Sotw();
+  DiscoveryRequest subscribe;
+  *subscribe.mutable_node() = MakeNode("node-2", "prod");
+  subscribe.set_type_url(kServiceType);
+  ASSERT_TRUE(sotw->Send(subscribe));
+  ASSERT_TRUE(sotw->Next().has_value());
+
+  // Within the window of the first push: the server takes this revision, then waits.
+  ASSERT_TRUE(replica_->store->Commit(Changes({Put(ServiceResource("prod", "a", 9001))})).ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_TRUE(replica_->store->Commit(Changes({Delete({v1::SERVICE, "prod", "b"})})).ok());
+  auto last = replica_->store->Commit(Changes({Put(ServiceResource("prod", "d"))}));
+  ASSERT_TRUE(last.ok());
+  ASSERT_TRUE(replica_->store->Compact(last->revision).ok());
+
+  Received received;
+  for (int i = 0; i < 10 && !received.updated[kServiceType].contains("d"); ++i) {
+    Received step = ReceiveEach(*delta, {kServiceType});
+    for (const auto& name : step.updated[kServiceType]) received.updated[kServiceType].insert(name);
+    for (const auto& name : step.removed[kServiceType]) received.removed[kServiceType].insert(name);
+  }
+  EXPECT_EQ(received.updated[kServiceType], (NameSet{"a", "d"}));  // "c" unchanged: not resent
+  EXPECT_EQ(received.removed[kServiceType], NameSet{"b"});
+
+  std::optional<DiscoveryResponse> newest;
+  for (int i = 0; i < 10; ++i) {
+    auto response = sotw->Next(newest.has_value() ? absl::Milliseconds(300) : absl::Seconds(10));
+    if (!response.has_value()) break;
+    newest = response;
+  }
+  ASSERT_TRUE(newest.has_value());
+  NameSet sotw_names;
+  for (const auto& any : newest->resources()) {
+    v1::Service service;
+    ASSERT_TRUE(any.UnpackTo(&service));
+    sotw_names.insert(service.name());
+  }
+  EXPECT_EQ(sotw_names, (NameSet{"a", "c", "d"}));
+
+  bool resynced = false;
+  for (const std::string& line : log->last_formatted()) {
+    resynced = resynced || line.find("xds: resynced from a snapshot") != std::string::npos;
+  }
+  replica_.reset();
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), log), sinks.end());
+  EXPECT_TRUE(resynced) << "the log was read before it was compacted: nothing was resynced";
+}
+
+}  // namespace
+}  // namespace meridian::xds
