@@ -182,9 +182,8 @@ AdsStream::Next AdsStream::PrepareNext(grpc::Status& finish) {
     finished_ = true;
     finish = *finish_status_;
     next = Next::kFinish;
-  } else if (std::optional<std::string> response = NextResponse()) {
-    grpc::Slice slice(*response);
-    write_buffer_ = grpc::ByteBuffer(&slice, 1);
+  } else if (std::optional<grpc::ByteBuffer> response = NextResponse()) {
+    write_buffer_ = std::move(*response);
     write_in_flight_ = true;
     next = Next::kWrite;
   }

@@ -12,6 +12,7 @@
 #include "controlplane/xds/async_call.h"
 #include "controlplane/xds/node_tracker.h"
 #include "controlplane/xds/resource_index.h"
+#include "controlplane/xds/shared_delta.h"
 #include "envoy/config/core/v3/base.pb.h"
 #include "grpcpp/support/byte_buffer.h"
 
@@ -31,6 +32,7 @@ class StreamRegistry {
 
 struct StreamContext {
   const ResourceIndex& index;  // advanced before streams hear of a revision
+  FullStateCache& full_states;
   NodeTracker& tracker;
   StreamRegistry& registry;
 };
@@ -62,8 +64,9 @@ class AdsStream : public AsyncBidiReactor {
   // Parses and applies one request. A non-OK status finishes the stream with it.
   virtual absl::Status HandleRequest(const grpc::ByteBuffer& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
-  // Builds the next response to write, or nullopt when nothing is due.
-  virtual std::optional<std::string> NextResponse() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+  // Builds the next response to write (its own bytes, or a buffer shared with other streams),
+  // or nullopt when nothing is due.
+  virtual std::optional<grpc::ByteBuffer> NextResponse() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
   // Records that the index took `changes`; seen_revision_ is already their revision.
   // `already_seen`: this stream had read the index after they were applied.
   virtual void MarkChanged(const std::vector<const IndexChange*>& changes, bool already_seen)

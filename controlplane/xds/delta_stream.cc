@@ -234,7 +234,7 @@ const grpc::ByteBuffer* DeltaAdsStream::TakeSharedResponse(
   return &shared.response;
 }
 
-std::optional<std::string> DeltaAdsStream::NextResponse() {
+std::optional<grpc::ByteBuffer> DeltaAdsStream::NextResponse() {
   if (NothingDue()) return std::nullopt;  // the common case after an ACK: skip the ordering
   for (auto* entry : InPushOrder(types_)) {
     if (auto response = BuildResponse(entry->first, entry->second)) return response;
@@ -249,8 +249,8 @@ std::optional<std::string> DeltaAdsStream::NextResponse() {
   return std::nullopt;
 }
 
-std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type_url,
-                                                         TypeState& state) {
+std::optional<grpc::ByteBuffer> DeltaAdsStream::BuildResponse(const std::string& type_url,
+                                                              TypeState& state) {
   if (!state.all_dirty && state.dirty.empty() && state.must_send.empty()) return std::nullopt;
   // Read and labelled at one index revision: the fan-out of a revision newer than
   // seen_revision_ may still be on its way, and finding nothing new it would never relabel.
@@ -259,6 +259,9 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
   // Every name the client may hold is compared: afterwards it holds the whole type as the
   // index has it.
   const bool whole_type = state.all_dirty && state.wildcard;
+  if (whole_type && !state.mirrors_index && state.held.empty() && state.must_send.empty()) {
+    return SendFullState(type_url, state, index);  // it holds nothing: send it everything
+  }
   absl::flat_hash_set<std::string> candidates = std::move(state.dirty);
   candidates.insert(state.must_send.begin(), state.must_send.end());
   if (state.all_dirty) {
@@ -308,8 +311,8 @@ std::optional<std::string> DeltaAdsStream::BuildResponse(const std::string& type
   return SealResponse(writer, type_url, revision, std::move(updated), removed);
 }
 
-std::optional<std::string> DeltaAdsStream::BuildRemovals(const std::string& type_url,
-                                                         TypeState& state) {
+std::optional<grpc::ByteBuffer> DeltaAdsStream::BuildRemovals(const std::string& type_url,
+                                                              TypeState& state) {
   std::vector<std::string> removed;
   const ResourceIndex::View index(context_.index);
   for (const std::string& name : state.removals) {
@@ -329,6 +332,25 @@ std::optional<std::string> DeltaAdsStream::BuildRemovals(const std::string& type
   if (removed.empty()) return std::nullopt;
   ResponseWriter writer;
   return SealResponse(writer, type_url, index.revision(), {}, removed);
+}
+
+std::optional<grpc::ByteBuffer> DeltaAdsStream::SendFullState(const std::string& type_url,
+                                                              TypeState& state,
+                                                              const ResourceIndex::View& index) {
+  state.dirty = {};
+  state.all_dirty = false;
+  std::shared_ptr<const SharedDelta> full =
+      context_.full_states.Get(index, node_.environment, type_url);
+  if (index.revision() == seen_revision_) {
+    state.mirrors_index = true;  // nothing newer can be on its way: the index is what it holds
+  } else {
+    for (const auto& [name, version] : full->updated) state.held[name] = version;
+    state.mirror_from = index.revision();
+  }
+  if (full->updated.empty()) return std::nullopt;
+  AddUnacked(full->nonce, {&type_url, index.revision(), 0, full, {}});
+  RecordSent(index.revision());
+  return full->response;
 }
 
 int64_t DeltaAdsStream::HeldRevision(const TypeState& state, const std::string& type_url,
@@ -389,9 +411,9 @@ void DeltaAdsStream::StopMirroring(TypeState& state, const std::string& type_url
   absl::erase_if(state.held, [](const auto& held) { return held.second == kAbsentRevision; });
 }
 
-std::string DeltaAdsStream::SealResponse(ResponseWriter& writer, const std::string& type_url,
-                                         int64_t revision, std::vector<std::string> updated,
-                                         const std::vector<std::string>& removed) {
+grpc::ByteBuffer DeltaAdsStream::SealResponse(ResponseWriter& writer, const std::string& type_url,
+                                              int64_t revision, std::vector<std::string> updated,
+                                              const std::vector<std::string>& removed) {
   const std::string nonce = NextNonce();
   writer.AddString(1, absl::StrCat(revision));
   writer.AddString(4, type_url);
@@ -400,7 +422,7 @@ std::string DeltaAdsStream::SealResponse(ResponseWriter& writer, const std::stri
   updated.insert(updated.end(), removed.begin(), removed.end());
   AddUnacked(nonce, {&type_url, revision, 0, nullptr, std::move(updated)});
   RecordSent(revision);
-  return writer.Take();
+  return writer.TakeBuffer();
 }
 
 }  // namespace meridian::xds

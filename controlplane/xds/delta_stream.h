@@ -58,7 +58,7 @@ class DeltaAdsStream : public AdsStream {
 
   absl::Status HandleRequest(const grpc::ByteBuffer& request) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::optional<std::string> NextResponse() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<grpc::ByteBuffer> NextResponse() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkChanged(const std::vector<const IndexChange*>& changes, bool already_seen) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Settled() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -68,13 +68,18 @@ class DeltaAdsStream : public AdsStream {
   // Nothing queued for any type (unACKed responses aside).
   bool NothingDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  std::optional<std::string> BuildResponse(const std::string& type_url, TypeState& state)
+  std::optional<grpc::ByteBuffer> BuildResponse(const std::string& type_url, TypeState& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::optional<std::string> BuildRemovals(const std::string& type_url, TypeState& state)
+  // The whole type from the FullStateCache, for a wildcard client that holds nothing of it.
+  std::optional<grpc::ByteBuffer> SendFullState(const std::string& type_url, TypeState& state,
+                                                const ResourceIndex::View& index)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<grpc::ByteBuffer> BuildRemovals(const std::string& type_url, TypeState& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `type_url` is a key of types_ (unacked_ points at it).
-  std::string SealResponse(ResponseWriter& writer, const std::string& type_url, int64_t revision,
-                           std::vector<std::string> updated, const std::vector<std::string>& removed)
+  grpc::ByteBuffer SealResponse(ResponseWriter& writer, const std::string& type_url,
+                                int64_t revision, std::vector<std::string> updated,
+                                const std::vector<std::string>& removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Meridian's resource versions are the revisions that changed them, in decimal. A version a
   // client reports in another form (another server's, garbled) equals none of them: it is

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "grpcpp/support/byte_buffer.h"
 
 namespace meridian::xds {
 
@@ -21,6 +22,11 @@ class ResponseWriter {
   }
   void AddString(uint32_t number, absl::string_view text) { AddBytes(number, text); }
   std::string Take() { return std::move(buffer_); }
+  grpc::ByteBuffer TakeBuffer() {
+    grpc::Slice slice(buffer_);
+    buffer_.clear();
+    return grpc::ByteBuffer(&slice, 1);
+  }
 
  private:
   void AppendVarint(uint64_t value) {

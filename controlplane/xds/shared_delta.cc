@@ -28,9 +28,30 @@ std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
   writer.AddString(4, change.type_url);
   writer.AddString(5, shared->nonce);
   for (const std::string& name : shared->removed) writer.AddString(6, name);
-  grpc::Slice slice(writer.Take());
-  shared->response = grpc::ByteBuffer(&slice, 1);
+  shared->response = writer.TakeBuffer();
   return shared;
+}
+
+std::shared_ptr<const SharedDelta> FullStateCache::Get(const ResourceIndex::View& index,
+                                                       const std::string& environment,
+                                                       const std::string& type_url) {
+  absl::MutexLock lock(&mu_);
+  Entry& cached = entries_[{environment, type_url}];
+  if (cached.response != nullptr && cached.revision == index.revision()) return cached.response;
+  auto full = std::make_shared<SharedDelta>();
+  full->nonce = absl::StrCat("full-", index.revision(), "-", type_url);
+  ResponseWriter writer;
+  for (const XdsEntryPtr& entry : index.List(environment, type_url)) {
+    writer.AddBytes(2, entry->resource_bytes);
+    full->updated.emplace_back(entry->name, entry->revision);
+  }
+  // Field numbers of envoy.service.discovery.v3.DeltaDiscoveryResponse.
+  writer.AddString(1, absl::StrCat(index.revision()));
+  writer.AddString(4, type_url);
+  writer.AddString(5, full->nonce);
+  full->response = writer.TakeBuffer();
+  cached = {index.revision(), full};
+  return full;
 }
 
 }  // namespace meridian::xds

@@ -6,6 +6,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "controlplane/xds/resource_index.h"
 #include "grpcpp/support/byte_buffer.h"
 
@@ -29,5 +32,26 @@ struct SharedDelta {
 // Reads the changed names' current entries from `index` (already at `revision`).
 std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
                                                     const IndexChange& change, int64_t revision);
+
+// The response a wildcard client holding nothing of a type needs: every resource of one
+// (environment, type) at one index revision, as a SharedDelta with nonce
+// "full-<revision>-<type URL>". Built once per revision and shared, so a reconnect storm of
+// N agents costs one response instead of N copies of the environment. Thread-safe.
+class FullStateCache {
+ public:
+  // The whole type as `index` (the caller's View) has it.
+  std::shared_ptr<const SharedDelta> Get(const ResourceIndex::View& index,
+                                         const std::string& environment,
+                                         const std::string& type_url);
+
+ private:
+  struct Entry {
+    int64_t revision = -1;
+    std::shared_ptr<const SharedDelta> response;
+  };
+  absl::Mutex mu_;
+  // Only the newest revision's response per (environment, type URL).
+  absl::flat_hash_map<std::pair<std::string, std::string>, Entry> entries_ ABSL_GUARDED_BY(mu_);
+};
 
 }  // namespace meridian::xds

@@ -71,7 +71,7 @@ bool SotwAdsStream::Settled() const {
   return true;
 }
 
-std::optional<std::string> SotwAdsStream::NextResponse() {
+std::optional<grpc::ByteBuffer> SotwAdsStream::NextResponse() {
   for (auto* entry : InPushOrder(types_)) {
     if (!entry->second.dirty) continue;
     if (auto response = BuildResponse(entry->first, entry->second, /*keep_removed=*/true)) {
@@ -92,8 +92,8 @@ std::optional<std::string> SotwAdsStream::NextResponse() {
   return std::nullopt;
 }
 
-std::optional<std::string> SotwAdsStream::BuildResponse(const std::string& type_url,
-                                                        TypeState& state, bool keep_removed) {
+std::optional<grpc::ByteBuffer> SotwAdsStream::BuildResponse(const std::string& type_url,
+                                                             TypeState& state, bool keep_removed) {
   std::vector<XdsEntryPtr> entries;
   int64_t revision = 0;
   {
@@ -139,7 +139,7 @@ std::optional<std::string> SotwAdsStream::BuildResponse(const std::string& type_
   state.awaiting_ack = true;
   state.last_revision = revision;
   RecordSent(revision);
-  return writer.Take();
+  return writer.TakeBuffer();
 }
 
 }  // namespace meridian::xds

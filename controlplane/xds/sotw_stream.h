@@ -34,15 +34,16 @@ class SotwAdsStream : public AdsStream {
 
   absl::Status HandleRequest(const grpc::ByteBuffer& request) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::optional<std::string> NextResponse() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<grpc::ByteBuffer> NextResponse() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkChanged(const std::vector<const IndexChange*>& changes, bool already_seen) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Settled() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // nullopt when a deferring type has nothing new to say. `keep_removed`: still send what
   // the client holds but the index lost (first pass).
-  std::optional<std::string> BuildResponse(const std::string& type_url, TypeState& state,
-                                           bool keep_removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<grpc::ByteBuffer> BuildResponse(const std::string& type_url, TypeState& state,
+                                                bool keep_removed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::flat_hash_map<std::string, TypeState> types_ ABSL_GUARDED_BY(mu_);
 };

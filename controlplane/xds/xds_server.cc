@@ -90,7 +90,7 @@ void XdsServer::Accept(std::unique_ptr<AsyncCall> call) {
     new RejectingReactor(std::move(call), *refused);
     return;
   }
-  StreamContext stream_context{index_, tracker_, *this};
+  StreamContext stream_context{index_, full_states_, tracker_, *this};
   const uint64_t id = next_stream_id_.fetch_add(1);
   AdsStream* stream = nullptr;
   if (method == kDeltaMethod) {

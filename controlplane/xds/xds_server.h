@@ -81,6 +81,7 @@ class XdsServer : private StreamRegistry {
   NodeTracker& tracker_;
   const XdsServerOptions options_;
   ResourceIndex index_;
+  FullStateCache full_states_;
   std::atomic<bool> accepting_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> stream_count_{0};
