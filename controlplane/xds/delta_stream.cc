@@ -340,7 +340,7 @@ std::optional<grpc::ByteBuffer> DeltaAdsStream::SendFullState(const std::string&
   state.dirty = {};
   state.all_dirty = false;
   std::shared_ptr<const SharedDelta> full =
-      context_.full_states.Get(index, node_.environment, type_url);
+      context_.full_states.Delta(index, node_.environment, type_url);
   if (index.revision() == seen_revision_) {
     state.mirrors_index = true;  // nothing newer can be on its way: the index is what it holds
   } else {

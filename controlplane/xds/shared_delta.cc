@@ -32,11 +32,37 @@ std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
   return shared;
 }
 
-std::shared_ptr<const SharedDelta> FullStateCache::Get(const ResourceIndex::View& index,
-                                                       const std::string& environment,
-                                                       const std::string& type_url) {
+grpc::Slice BuildSotwBody(int64_t revision, const SortedEntries& entries,
+                          const std::string& type_url) {
+  // Field numbers of envoy.service.discovery.v3.DiscoveryResponse.
+  ResponseWriter writer;
+  writer.AddString(1, absl::StrCat(revision));
+  for (const XdsEntryPtr& entry : entries) writer.AddBytes(2, entry->any_bytes);
+  writer.AddString(4, type_url);
+  return grpc::Slice(writer.Take());
+}
+
+SotwState FullStateCache::StateOfTheWorld(const ResourceIndex::View& index,
+                                          const std::string& environment,
+                                          const std::string& type_url) {
   absl::MutexLock lock(&mu_);
-  Entry& cached = entries_[{environment, type_url}];
+  Entry<SotwState>& cached = sotw_[{environment, type_url}];
+  if (cached.response.entries != nullptr && cached.revision == index.revision()) {
+    return cached.response;
+  }
+  auto entries = std::make_shared<SortedEntries>(index.List(environment, type_url));
+  std::sort(entries->begin(), entries->end(),
+            [](const XdsEntryPtr& a, const XdsEntryPtr& b) { return a->name < b->name; });
+  grpc::Slice body = BuildSotwBody(index.revision(), *entries, type_url);
+  cached = {index.revision(), {std::move(entries), std::move(body)}};
+  return cached.response;
+}
+
+std::shared_ptr<const SharedDelta> FullStateCache::Delta(const ResourceIndex::View& index,
+                                                         const std::string& environment,
+                                                         const std::string& type_url) {
+  absl::MutexLock lock(&mu_);
+  auto& cached = delta_[{environment, type_url}];
   if (cached.response != nullptr && cached.revision == index.revision()) return cached.response;
   auto full = std::make_shared<SharedDelta>();
   full->nonce = absl::StrCat("full-", index.revision(), "-", type_url);

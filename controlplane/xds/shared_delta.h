@@ -33,25 +33,45 @@ struct SharedDelta {
 std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
                                                     const IndexChange& change, int64_t revision);
 
-// The response a wildcard client holding nothing of a type needs: every resource of one
-// (environment, type) at one index revision, as a SharedDelta with nonce
-// "full-<revision>-<type URL>". Built once per revision and shared, so a reconnect storm of
-// N agents costs one response instead of N copies of the environment. Thread-safe.
+// Resources sorted by name: what a state-of-the-world response carried.
+using SortedEntries = std::vector<XdsEntryPtr>;
+
+// A whole (environment, type) at one index revision, as a state-of-the-world response.
+struct SotwState {
+  std::shared_ptr<const SortedEntries> entries;
+  // DiscoveryResponse version_info, resources and type_url; a stream adds its nonce.
+  grpc::Slice body;
+};
+
+// The body of a DiscoveryResponse carrying `entries` at `revision`: all but the nonce.
+grpc::Slice BuildSotwBody(int64_t revision, const SortedEntries& entries,
+                          const std::string& type_url);
+
+// Whole types at the index's newest revision, built once and shared by every wildcard stream:
+// a reconnect storm of N agents, or a push to N state-of-the-world proxies, costs one
+// response instead of N copies of the environment. Thread-safe.
 class FullStateCache {
  public:
-  // The whole type as `index` (the caller's View) has it.
-  std::shared_ptr<const SharedDelta> Get(const ResourceIndex::View& index,
-                                         const std::string& environment,
-                                         const std::string& type_url);
+  // For a wildcard delta client holding nothing of the type: a SharedDelta with nonce
+  // "full-<revision>-<type URL>", every resource as `index` (the caller's View) has it.
+  std::shared_ptr<const SharedDelta> Delta(const ResourceIndex::View& index,
+                                           const std::string& environment,
+                                           const std::string& type_url);
+  // For a wildcard state-of-the-world stream.
+  SotwState StateOfTheWorld(const ResourceIndex::View& index, const std::string& environment,
+                            const std::string& type_url);
 
  private:
+  using Key = std::pair<std::string, std::string>;  // (environment, type URL)
+  template <typename Response>
   struct Entry {
     int64_t revision = -1;
-    std::shared_ptr<const SharedDelta> response;
+    Response response;
   };
   absl::Mutex mu_;
-  // Only the newest revision's response per (environment, type URL).
-  absl::flat_hash_map<std::pair<std::string, std::string>, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  // Only the newest revision's responses per (environment, type URL).
+  absl::flat_hash_map<Key, Entry<std::shared_ptr<const SharedDelta>>> delta_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Key, Entry<SotwState>> sotw_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace meridian::xds

@@ -1,11 +1,18 @@
 #include "controlplane/xds/sotw_stream.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "controlplane/xds/push_order.h"
 #include "controlplane/xds/response_writer.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
 
 namespace meridian::xds {
+namespace {
+
+bool ByName(const XdsEntryPtr& a, const XdsEntryPtr& b) { return a->name < b->name; }
+
+}  // namespace
 
 absl::Status SotwAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
   envoy::service::discovery::v3::DiscoveryRequest request;
@@ -94,7 +101,10 @@ std::optional<grpc::ByteBuffer> SotwAdsStream::NextResponse() {
 
 std::optional<grpc::ByteBuffer> SotwAdsStream::BuildResponse(const std::string& type_url,
                                                              TypeState& state, bool keep_removed) {
-  std::vector<XdsEntryPtr> entries;
+  // A wildcard stream sends the shared body of the whole type, unless it must still carry
+  // resources the index lost (first pass of a removal).
+  std::optional<SotwState> whole;
+  std::shared_ptr<const SortedEntries> sending;
   int64_t revision = 0;
   {
     // Labelled with the revision the entries were read at: the fan-out of a revision newer
@@ -103,43 +113,51 @@ std::optional<grpc::ByteBuffer> SotwAdsStream::BuildResponse(const std::string& 
     const ResourceIndex::View index(context_.index);
     revision = index.revision();
     if (state.wildcard) {
-      entries = index.List(node_.environment, type_url);
+      whole = context_.full_states.StateOfTheWorld(index, node_.environment, type_url);
+      sending = whole->entries;
     } else {
+      auto named = std::make_shared<SortedEntries>();
       for (const std::string& name : state.names) {
         if (XdsEntryPtr entry = index.Get(node_.environment, type_url, name)) {
-          entries.push_back(std::move(entry));
+          named->push_back(std::move(entry));
         }
       }
+      std::sort(named->begin(), named->end(), ByName);
+      sending = std::move(named);
     }
   }
   state.dirty = false;
   if (state.defers_removals) {
-    absl::flat_hash_map<std::string, XdsEntryPtr> sending;
-    for (const XdsEntryPtr& entry : entries) sending[entry->name] = entry;
-    bool retained = false;
-    if (keep_removed) {
-      for (const auto& [name, entry] : state.held) {
-        if (sending.contains(name) || !(state.wildcard || state.names.contains(name))) continue;
-        sending[name] = entry;
-        entries.push_back(entry);
-        retained = true;
+    SortedEntries retained;
+    if (keep_removed && state.held != nullptr) {
+      for (const XdsEntryPtr& entry : *state.held) {
+        const bool wanted = state.wildcard || state.names.contains(entry->name);
+        if (wanted && !std::binary_search(sending->begin(), sending->end(), entry, ByName)) {
+          retained.push_back(entry);
+        }
       }
     }
-    state.removals_pending = retained;
-    if (sending == state.held && !state.requested) return std::nullopt;
-    state.held = std::move(sending);
+    state.removals_pending = !retained.empty();
+    if (!retained.empty()) {
+      auto merged = std::make_shared<SortedEntries>(*sending);
+      merged->insert(merged->end(), retained.begin(), retained.end());
+      std::sort(merged->begin(), merged->end(), ByName);
+      sending = std::move(merged);
+      whole.reset();
+    }
+    if (state.held != nullptr && *state.held == *sending && !state.requested) return std::nullopt;
+    state.held = sending;
   }
   state.requested = false;
-  ResponseWriter writer;
-  writer.AddString(1, absl::StrCat(revision));
-  for (const XdsEntryPtr& entry : entries) writer.AddBytes(2, entry->any_bytes);
   state.last_nonce = NextNonce();
-  writer.AddString(4, type_url);
-  writer.AddString(5, state.last_nonce);
   state.awaiting_ack = true;
   state.last_revision = revision;
   RecordSent(revision);
-  return writer.TakeBuffer();
+  ResponseWriter nonce;
+  nonce.AddString(5, state.last_nonce);
+  grpc::Slice slices[] = {whole ? whole->body : BuildSotwBody(revision, *sending, type_url),
+                          grpc::Slice(nonce.Take())};
+  return grpc::ByteBuffer(slices, 2);
 }
 
 }  // namespace meridian::xds

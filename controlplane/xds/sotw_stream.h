@@ -25,10 +25,11 @@ class SotwAdsStream : public AdsStream {
     bool awaiting_ack = false;
     int64_t last_revision = 0;  // of the last response sent
     bool requested = false;     // dirty because of a request: answer even if unchanged
-    // Types that defer removals: what the client holds, and whether some of it is gone from
-    // the index but still sent, waiting for the removal pass.
+    // Types that defer removals: what the client holds (for a wildcard stream, usually the
+    // FullStateCache's list, shared), and whether some of it is gone from the index but
+    // still sent, waiting for the removal pass.
     bool defers_removals = false;
-    absl::flat_hash_map<std::string, XdsEntryPtr> held;
+    std::shared_ptr<const SortedEntries> held;
     bool removals_pending = false;
   };
 

@@ -1,7 +1,9 @@
-// What a delta stream knows of its client's resources, over real gRPC streams against real
-// Postgres: a wildcard stream that mirrors the index (it records only where its client may
-// differ) must still send each client exactly what it lacks, through per-stream and shared
-// responses, subscription changes, and a resync after the change log was compacted.
+// What a stream knows of its client's resources, over real gRPC streams against real
+// Postgres: a wildcard delta stream that mirrors the index (it records only where its client
+// may differ) must still send each client exactly what it lacks, through per-stream and
+// shared responses, subscription changes, and a resync after the change log was compacted;
+// delta and state-of-the-world clients under concurrent writes end with what a new client
+// gets.
 #include <atomic>
 #include <map>
 #include <random>
@@ -18,7 +20,7 @@ namespace {
 
 using ::meridian::testing::RouteResource;
 
-using XdsDeltaStateTest = XdsReplicaTest;
+using XdsClientStateTest = XdsReplicaTest;
 
 const std::string kRouteType = TypeUrlOf(v1::ROUTE);
 
@@ -53,7 +55,7 @@ Received ReceiveEach(DeltaClient& client, const std::set<std::string>& types) {
 
 using NameSet = std::set<std::string>;
 
-TEST_F(XdsDeltaStateTest, WildcardStreamGetsExactlyWhatItLacksThroughEveryKindOfChange) {
+TEST_F(XdsClientStateTest, WildcardStreamGetsExactlyWhatItLacksThroughEveryKindOfChange) {
   Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b")),
          Put(ServiceResource("prod", "c")), Put(RouteResource("prod", "r1", {{"a", 100}}))});
   auto client = replica_->Delta();
@@ -124,7 +126,7 @@ TEST_F(XdsDeltaStateTest, WildcardStreamGetsExactlyWhatItLacksThroughEveryKindOf
 
 // A client that resumes with initial_resource_versions is sent what it lacks; from then on
 // its stream mirrors the index like any other.
-TEST_F(XdsDeltaStateTest, ResumedStreamMirrorsTheIndexOnceItHasEverything) {
+TEST_F(XdsClientStateTest, ResumedStreamMirrorsTheIndexOnceItHasEverything) {
   Write({Put(ServiceResource("prod", "a")), Put(ServiceResource("prod", "b"))});
   const std::string held_a = absl::StrCat(last_revision_);
   Write({Put(ServiceResource("prod", "b", 9001)), Put(ServiceResource("prod", "c"))});
@@ -199,11 +201,65 @@ class Mirror {
   std::thread reader_;
 };
 
+// A state-of-the-world client that keeps the newest response of each type (its resources as
+// serialized), ACKing each after `delay`, until stopped.
+class SotwMirror {
+ public:
+  SotwMirror(Replica& replica, const std::string& node_id, const std::vector<std::string>& types,
+             absl::Duration delay)
+      : client_(replica.Sotw()), delay_(delay) {
+    for (const std::string& type_url : types) {
+      DiscoveryRequest subscribe;
+      *subscribe.mutable_node() = MakeNode(node_id, "prod");
+      subscribe.set_type_url(type_url);
+      EXPECT_TRUE(client_->Send(subscribe));
+    }
+    reader_ = std::thread([this] { Read(); });
+  }
+  ~SotwMirror() { Stop(); }
+  void Stop() {
+    stopping_ = true;
+    if (reader_.joinable()) reader_.join();
+  }
+  std::map<std::string, std::set<std::string>> held() {
+    absl::MutexLock lock(&mu_);
+    return held_;
+  }
+
+ private:
+  void Read() {
+    while (!stopping_) {
+      auto response = client_->Next(absl::Milliseconds(50));
+      if (!response.has_value()) continue;
+      {
+        absl::MutexLock lock(&mu_);
+        auto& held = held_[response->type_url()];
+        held.clear();
+        for (const auto& any : response->resources()) held.insert(any.SerializeAsString());
+      }
+      absl::SleepFor(delay_);
+      DiscoveryRequest ack;
+      ack.set_type_url(response->type_url());
+      ack.set_version_info(response->version_info());
+      ack.set_response_nonce(response->nonce());
+      EXPECT_TRUE(client_->Send(ack));
+    }
+  }
+
+  std::unique_ptr<SotwClient> client_;
+  const absl::Duration delay_;
+  std::atomic<bool> stopping_ = false;
+  absl::Mutex mu_;
+  std::map<std::string, std::set<std::string>> held_ ABSL_GUARDED_BY(mu_);
+  std::thread reader_;
+};
+
 // Streams fast and slow, of one type or of several (a service change also changes its Envoy
-// cluster, so those streams build their own responses), joining and resuming while revisions
-// (single and several changes, deletes, re-creations) keep coming: once the writes stop,
-// every client holds exactly what a client subscribing afresh is sent.
-TEST_F(XdsDeltaStateTest, EveryClientEndsHoldingExactlyTheServersResourcesUnderConcurrentWrites) {
+// cluster, so those streams build their own responses), delta and state-of-the-world,
+// joining and resuming while revisions (single and several changes, deletes, re-creations)
+// keep coming: once the writes stop, every client holds exactly what a client subscribing
+// afresh is sent.
+TEST_F(XdsClientStateTest, EveryClientEndsHoldingExactlyTheServersResourcesUnderConcurrentWrites) {
   constexpr int kNames = 40;
   constexpr int kRevisions = 150;
   const std::vector<std::string> one_type = {kServiceType};
@@ -226,6 +282,11 @@ TEST_F(XdsDeltaStateTest, EveryClientEndsHoldingExactlyTheServersResourcesUnderC
   add(several_types, absl::ZeroDuration());
   add(several_types, absl::Milliseconds(3));
   add(several_types, absl::Milliseconds(10));
+  std::vector<std::unique_ptr<SotwMirror>> sotw;
+  for (absl::Duration delay : {absl::ZeroDuration(), absl::Milliseconds(5)}) {
+    nodes.push_back(absl::StrCat("sotw-", sotw.size()));
+    sotw.push_back(std::make_unique<SotwMirror>(*replica_, nodes.back(), several_types, delay));
+  }
 
   std::mt19937 random(7);  // fixed seed: the same sequence of change sets every run
   std::set<std::string> present;
@@ -259,11 +320,35 @@ TEST_F(XdsDeltaStateTest, EveryClientEndsHoldingExactlyTheServersResourcesUnderC
   for (const std::string& node : nodes) {
     EXPECT_TRUE(replica_->tracker.WaitSynced(node, last_revision_)) << node;
   }
+  // The Services must be the store's; the Envoy types, what a new client gets.
+  auto snapshot = replica_->store->Snapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  std::map<std::string, std::string> services;
+  for (const auto& resource : snapshot->resources) {
+    services[resource.name()] = absl::StrCat(resource.mod_revision());
+  }
+  ASSERT_EQ(services.size(), present.size());
   add(several_types, absl::ZeroDuration());
   EXPECT_TRUE(replica_->tracker.WaitSynced(nodes.back(), last_revision_));
+  SotwMirror fresh_sotw(*replica_, "sotw-fresh", several_types, absl::ZeroDuration());
+  EXPECT_TRUE(replica_->tracker.WaitSynced("sotw-fresh", last_revision_));
+  fresh_sotw.Stop();
+  std::map<std::string, std::string> sotw_services;
+  const auto fresh_sotw_held = fresh_sotw.held();
+  for (const std::string& bytes : fresh_sotw_held.at(kServiceType)) {
+    google::protobuf::Any any;
+    v1::Service service;
+    ASSERT_TRUE(any.ParseFromString(bytes) && any.UnpackTo(&service));
+    sotw_services[service.name()] = absl::StrCat(service.mod_revision());
+  }
+  EXPECT_EQ(sotw_services, services);
+  for (auto& mirror : sotw) {
+    mirror->Stop();
+    EXPECT_EQ(mirror->held(), fresh_sotw_held);
+  }
   for (auto& mirror : mirrors) mirror->Stop();
   const Holdings expected = mirrors.back()->held();
-  ASSERT_EQ(expected.at(kServiceType).size(), present.size());
+  ASSERT_EQ(expected.at(kServiceType), services);
   ASSERT_EQ(expected.at(kEnvoyClusterType).size(), present.size());
   for (size_t i = 0; i + 1 < mirrors.size(); ++i) {
     Holdings held = mirrors[i]->held();
@@ -276,7 +361,7 @@ TEST_F(XdsDeltaStateTest, EveryClientEndsHoldingExactlyTheServersResourcesUnderC
 
 // The server fell behind (a debounce window here) while the change log it needed was
 // compacted away: it rebuilds its index from a snapshot and sends streams the difference.
-TEST_F(XdsDeltaStateTest, ChangesCompactedAwayBeforeTheServerReadThemStillReachStreams) {
+TEST_F(XdsClientStateTest, ChangesCompactedAwayBeforeTheServerReadThemStillReachStreams) {
   replica_.reset();
   auto log = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
   spdlog::default_logger()->sinks().push_back(log);
