@@ -286,10 +286,12 @@ int Run(const Flags& flags) {
     auto write_channel = [](const std::string& to) {
       return grpc::CreateChannel(to, grpc::InsecureChannelCredentials());
     };
-    if (name == "meridian") {
+    if (name == "meridian" || name == "meridian-sotw") {
       address = flags.meridian;
       pid = flags.meridian_pid;
-      target = MeridianTarget(write_channel(address), flags.environment, run_id);
+      target = MeridianTarget(write_channel(address), flags.environment, run_id,
+                              name == "meridian" ? MeridianProtocol::kDelta
+                                                 : MeridianProtocol::kStateOfTheWorld);
     } else if (name == "etcd") {
       address = flags.etcd;
       pid = flags.etcd_pid;
@@ -299,7 +301,8 @@ int Run(const Flags& flags) {
       pid = flags.bare_pid;
       target = BareTarget(write_channel(address));
     } else {
-      std::fprintf(stderr, "unknown target %s (meridian, etcd, bare)\n", name.c_str());
+      std::fprintf(stderr, "unknown target %s (meridian, meridian-sotw, etcd, bare)\n",
+                   name.c_str());
       return 2;
     }
     results.push_back(Measure(flags, name, address, pid, *target, queues));
@@ -332,7 +335,9 @@ int main(int argc, char** argv) {
   app.add_option("--ready-timeout-seconds", flags.ready_timeout_seconds)->capture_default_str();
   app.add_option("--converge-timeout-seconds", flags.converge_timeout_seconds)
       ->capture_default_str();
-  app.add_option("--targets", flags.targets, "systems to measure, in order")
+  app.add_option("--targets", flags.targets,
+                 "systems to measure, in order: meridian (delta agents), meridian-sotw "
+                 "(state-of-the-world proxies), etcd, bare")
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--meridian", flags.meridian, "meridian-cp gRPC address")->capture_default_str();

@@ -22,6 +22,8 @@ namespace {
 using envoy::service::discovery::v3::AggregatedDiscoveryService;
 using envoy::service::discovery::v3::DeltaDiscoveryRequest;
 using envoy::service::discovery::v3::DeltaDiscoveryResponse;
+using envoy::service::discovery::v3::DiscoveryRequest;
+using envoy::service::discovery::v3::DiscoveryResponse;
 
 constexpr char kEndpointTypeUrl[] = "type.googleapis.com/meridian.v1.Endpoint";
 constexpr char kEndpointName[] = "fanout-endpoint";
@@ -215,9 +217,9 @@ class BidiSubscriber : public Subscriber {
 };
 
 // ----------------------------------------------------------------------------- Meridian
-DeltaDiscoveryRequest AgentSubscription(const std::string& node_id,
-                                        const std::string& environment) {
-  DeltaDiscoveryRequest subscribe;
+template <typename Request>
+Request AgentSubscription(const std::string& node_id, const std::string& environment) {
+  Request subscribe;
   subscribe.mutable_node()->set_id(node_id);
   subscribe.mutable_node()->set_cluster("fanout-bench");
   (*subscribe.mutable_node()->mutable_metadata()->mutable_fields())["environment"].set_string_value(
@@ -226,13 +228,22 @@ DeltaDiscoveryRequest AgentSubscription(const std::string& node_id,
   return subscribe;
 }
 
+int64_t RevisionOf(const std::string& version, StreamProbe& probe) {
+  int64_t revision = -1;
+  if (!absl::SimpleAtoi(version, &revision)) {
+    probe.Fail(absl::StrCat("bad version \"", version, "\""));
+  }
+  return revision;
+}
+
 // An agent: the first request names the node and subscribes (wildcard) to endpoints; every
 // response is ACKed with its nonce.
 class MeridianAgent final : public BidiSubscriber<DeltaDiscoveryRequest, DeltaDiscoveryResponse> {
  public:
   MeridianAgent(const std::shared_ptr<grpc::Channel>& channel, grpc::CompletionQueue* queue,
                 const std::string& node_id, const std::string& environment, size_t expected_updates)
-      : BidiSubscriber(expected_updates, AgentSubscription(node_id, environment),
+      : BidiSubscriber(expected_updates,
+                       AgentSubscription<DeltaDiscoveryRequest>(node_id, environment),
                        "ADS stream ended"),
         stub_(AggregatedDiscoveryService::NewStub(channel)) {
     Start(stub_->PrepareAsyncDeltaAggregatedResources(&context_, queue));
@@ -243,13 +254,37 @@ class MeridianAgent final : public BidiSubscriber<DeltaDiscoveryRequest, DeltaDi
     return response.resources_size() > kLargeResponseElements;
   }
   std::optional<DeltaDiscoveryRequest> OnResponse(const DeltaDiscoveryResponse& response) override {
-    int64_t revision = -1;
-    if (!absl::SimpleAtoi(response.system_version_info(), &revision)) {
-      probe_.Fail(absl::StrCat("bad system_version_info \"", response.system_version_info(), "\""));
-    }
-    probe_.Record(revision);
+    probe_.Record(RevisionOf(response.system_version_info(), probe_));
     DeltaDiscoveryRequest ack;
     ack.set_type_url(kEndpointTypeUrl);
+    ack.set_response_nonce(response.nonce());
+    return ack;
+  }
+
+  std::unique_ptr<AggregatedDiscoveryService::Stub> stub_;
+};
+
+// A proxy on a state-of-the-world ADS stream, as Envoy subscribes: each response carries
+// every Endpoint of the environment and is ACKed with its version and nonce.
+class SotwProxy final : public BidiSubscriber<DiscoveryRequest, DiscoveryResponse> {
+ public:
+  SotwProxy(const std::shared_ptr<grpc::Channel>& channel, grpc::CompletionQueue* queue,
+            const std::string& node_id, const std::string& environment, size_t expected_updates)
+      : BidiSubscriber(expected_updates, AgentSubscription<DiscoveryRequest>(node_id, environment),
+                       "ADS stream ended"),
+        stub_(AggregatedDiscoveryService::NewStub(channel)) {
+    Start(stub_->PrepareAsyncStreamAggregatedResources(&context_, queue));
+  }
+
+ private:
+  bool IsLarge(const DiscoveryResponse& response) const override {
+    return response.resources_size() > kLargeResponseElements;
+  }
+  std::optional<DiscoveryRequest> OnResponse(const DiscoveryResponse& response) override {
+    probe_.Record(RevisionOf(response.version_info(), probe_));
+    DiscoveryRequest ack;
+    ack.set_type_url(kEndpointTypeUrl);
+    ack.set_version_info(response.version_info());
     ack.set_response_nonce(response.nonce());
     return ack;
   }
@@ -260,19 +295,23 @@ class MeridianAgent final : public BidiSubscriber<DeltaDiscoveryRequest, DeltaDi
 class MeridianFanout final : public FanoutTarget {
  public:
   MeridianFanout(std::shared_ptr<grpc::Channel> write_channel, std::string environment,
-                 std::string run_id)
+                 std::string run_id, MeridianProtocol protocol)
       : stub_(v1::ConfigService::NewStub(std::move(write_channel))),
         environment_(std::move(environment)),
-        run_id_(std::move(run_id)) {}
+        run_id_(std::move(run_id)),
+        protocol_(protocol) {}
 
   absl::Status Seed() override { return Write(0).status(); }
 
   std::unique_ptr<Subscriber> Subscribe(const std::shared_ptr<grpc::Channel>& channel,
                                         grpc::CompletionQueue* queue, int index,
                                         size_t expected_updates) override {
-    return std::make_unique<MeridianAgent>(channel, queue,
-                                           absl::StrCat("fanout-", run_id_, "-", index),
-                                           environment_, expected_updates);
+    const std::string node_id = absl::StrCat("fanout-", run_id_, "-", index);
+    if (protocol_ == MeridianProtocol::kStateOfTheWorld) {
+      return std::make_unique<SotwProxy>(channel, queue, node_id, environment_, expected_updates);
+    }
+    return std::make_unique<MeridianAgent>(channel, queue, node_id, environment_,
+                                           expected_updates);
   }
 
   absl::StatusOr<int64_t> Write(int sequence) override {
@@ -291,6 +330,7 @@ class MeridianFanout final : public FanoutTarget {
   std::unique_ptr<v1::ConfigService::Stub> stub_;
   const std::string environment_;
   const std::string run_id_;
+  const MeridianProtocol protocol_;
 };
 
 // ----------------------------------------------------------------------------- etcd
@@ -504,9 +544,10 @@ std::string FanoutPayload(const std::string& environment, int sequence) {
 }
 
 std::unique_ptr<FanoutTarget> MeridianTarget(std::shared_ptr<grpc::Channel> write_channel,
-                                             std::string environment, std::string run_id) {
+                                             std::string environment, std::string run_id,
+                                             MeridianProtocol protocol) {
   return std::make_unique<MeridianFanout>(std::move(write_channel), std::move(environment),
-                                          std::move(run_id));
+                                          std::move(run_id), protocol);
 }
 
 std::unique_ptr<FanoutTarget> EtcdTarget(std::shared_ptr<grpc::Channel> write_channel) {
