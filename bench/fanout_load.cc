@@ -289,9 +289,9 @@ int Run(const Flags& flags) {
     if (name == "meridian" || name == "meridian-sotw") {
       address = flags.meridian;
       pid = flags.meridian_pid;
-      target = MeridianTarget(write_channel(address), flags.environment, run_id,
-                              name == "meridian" ? MeridianProtocol::kDelta
-                                                 : MeridianProtocol::kStateOfTheWorld);
+      target = MeridianTarget(
+          write_channel(address), flags.environment, run_id,
+          name == "meridian" ? MeridianProtocol::kDelta : MeridianProtocol::kStateOfTheWorld);
     } else if (name == "etcd") {
       address = flags.etcd;
       pid = flags.etcd_pid;

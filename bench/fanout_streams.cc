@@ -310,8 +310,7 @@ class MeridianFanout final : public FanoutTarget {
     if (protocol_ == MeridianProtocol::kStateOfTheWorld) {
       return std::make_unique<SotwProxy>(channel, queue, node_id, environment_, expected_updates);
     }
-    return std::make_unique<MeridianAgent>(channel, queue, node_id, environment_,
-                                           expected_updates);
+    return std::make_unique<MeridianAgent>(channel, queue, node_id, environment_, expected_updates);
   }
 
   absl::StatusOr<int64_t> Write(int sequence) override {
