@@ -58,6 +58,15 @@ SotwState FullStateCache::StateOfTheWorld(const ResourceIndex::View& index,
   return cached.response;
 }
 
+void FullStateCache::Forget(const std::vector<IndexChange>& changes) {
+  absl::MutexLock lock(&mu_);
+  for (const IndexChange& change : changes) {
+    const Key key{change.environment, change.type_url};
+    delta_.erase(key);
+    sotw_.erase(key);
+  }
+}
+
 std::shared_ptr<const SharedDelta> FullStateCache::Delta(const ResourceIndex::View& index,
                                                          const std::string& environment,
                                                          const std::string& type_url) {

@@ -60,6 +60,9 @@ class FullStateCache {
   // For a wildcard state-of-the-world stream.
   SotwState StateOfTheWorld(const ResourceIndex::View& index, const std::string& environment,
                             const std::string& type_url);
+  // Drops what `changes` made stale, so the cache never keeps a type's whole state longer
+  // than the type stays unchanged (an environment deleted leaves nothing behind).
+  void Forget(const std::vector<IndexChange>& changes);
 
  private:
   using Key = std::pair<std::string, std::string>;  // (environment, type URL)

@@ -175,6 +175,7 @@ absl::Status XdsServer::Resync() {
 // when it is written. Responses a stream builds itself read a ResourceIndex::View and carry
 // the view's revision, which may be ahead of the fan-out that has reached the stream.
 void XdsServer::FanOut(IndexUpdate update) {
+  full_states_.Forget(update.changes);
   absl::flat_hash_map<std::string, std::vector<const IndexChange*>> by_environment;
   for (IndexChange& change : update.changes) {
     // A resync's update is no one revision's step: no stream can take a shared response.
