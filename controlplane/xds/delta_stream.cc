@@ -415,10 +415,7 @@ grpc::ByteBuffer DeltaAdsStream::SealResponse(ResponseWriter& writer, const std:
                                               int64_t revision, std::vector<std::string> updated,
                                               const std::vector<std::string>& removed) {
   const std::string nonce = NextNonce();
-  writer.AddString(1, absl::StrCat(revision));
-  writer.AddString(4, type_url);
-  writer.AddString(5, nonce);
-  for (const std::string& name : removed) writer.AddString(6, name);
+  AddDeltaResponseFields(writer, revision, type_url, nonce, removed);
   updated.insert(updated.end(), removed.begin(), removed.end());
   AddUnacked(nonce, {&type_url, revision, 0, nullptr, std::move(updated)});
   RecordSent(revision);

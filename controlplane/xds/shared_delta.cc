@@ -5,6 +5,15 @@
 
 namespace meridian::xds {
 
+void AddDeltaResponseFields(ResponseWriter& writer, int64_t revision, const std::string& type_url,
+                            const std::string& nonce, const std::vector<std::string>& removed) {
+  // Field numbers of envoy.service.discovery.v3.DeltaDiscoveryResponse.
+  writer.AddString(1, absl::StrCat(revision));
+  writer.AddString(4, type_url);
+  writer.AddString(5, nonce);
+  for (const std::string& name : removed) writer.AddString(6, name);
+}
+
 std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
                                                     const IndexChange& change, int64_t revision) {
   auto shared = std::make_shared<SharedDelta>();
@@ -23,11 +32,7 @@ std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
       if (change.previous[i] == kAbsentRevision) shared->removes_only_existing = false;
     }
   }
-  // Field numbers of envoy.service.discovery.v3.DeltaDiscoveryResponse.
-  writer.AddString(1, absl::StrCat(revision));
-  writer.AddString(4, change.type_url);
-  writer.AddString(5, shared->nonce);
-  for (const std::string& name : shared->removed) writer.AddString(6, name);
+  AddDeltaResponseFields(writer, revision, change.type_url, shared->nonce, shared->removed);
   shared->response = writer.TakeBuffer();
   return shared;
 }
@@ -42,6 +47,13 @@ grpc::Slice BuildSotwBody(int64_t revision, const SortedEntries& entries,
   return grpc::Slice(writer.Take());
 }
 
+grpc::ByteBuffer SealSotwResponse(const grpc::Slice& body, const std::string& nonce) {
+  ResponseWriter writer;
+  writer.AddString(5, nonce);  // DiscoveryResponse.nonce
+  grpc::Slice slices[] = {body, grpc::Slice(writer.Take())};
+  return grpc::ByteBuffer(slices, 2);
+}
+
 SotwState FullStateCache::StateOfTheWorld(const ResourceIndex::View& index,
                                           const std::string& environment,
                                           const std::string& type_url) {
@@ -51,8 +63,7 @@ SotwState FullStateCache::StateOfTheWorld(const ResourceIndex::View& index,
     return cached.response;
   }
   auto entries = std::make_shared<SortedEntries>(index.List(environment, type_url));
-  std::sort(entries->begin(), entries->end(),
-            [](const XdsEntryPtr& a, const XdsEntryPtr& b) { return a->name < b->name; });
+  std::sort(entries->begin(), entries->end(), NameLess);
   grpc::Slice body = BuildSotwBody(index.revision(), *entries, type_url);
   cached = {index.revision(), {std::move(entries), std::move(body)}};
   return cached.response;
@@ -80,10 +91,7 @@ std::shared_ptr<const SharedDelta> FullStateCache::Delta(const ResourceIndex::Vi
     writer.AddBytes(2, entry->resource_bytes);
     full->updated.emplace_back(entry->name, entry->revision);
   }
-  // Field numbers of envoy.service.discovery.v3.DeltaDiscoveryResponse.
-  writer.AddString(1, absl::StrCat(index.revision()));
-  writer.AddString(4, type_url);
-  writer.AddString(5, full->nonce);
+  AddDeltaResponseFields(writer, index.revision(), type_url, full->nonce, {});
   full->response = writer.TakeBuffer();
   cached = {index.revision(), full};
   return full;

@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "controlplane/xds/resource_index.h"
+#include "controlplane/xds/response_writer.h"
 #include "grpcpp/support/byte_buffer.h"
 
 namespace meridian::xds {
@@ -29,12 +30,18 @@ struct SharedDelta {
   grpc::ByteBuffer response;  // serialized DeltaDiscoveryResponse
 };
 
+// Adds the DeltaDiscoveryResponse fields besides the resources: what a delta response says of
+// itself (its revision, type and nonce) and the names it removes.
+void AddDeltaResponseFields(ResponseWriter& writer, int64_t revision, const std::string& type_url,
+                            const std::string& nonce, const std::vector<std::string>& removed);
+
 // Reads the changed names' current entries from `index` (already at `revision`).
 std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
                                                     const IndexChange& change, int64_t revision);
 
 // Resources sorted by name: what a state-of-the-world response carried.
 using SortedEntries = std::vector<XdsEntryPtr>;
+inline bool NameLess(const XdsEntryPtr& a, const XdsEntryPtr& b) { return a->name < b->name; }
 
 // A whole (environment, type) at one index revision, as a state-of-the-world response.
 struct SotwState {
@@ -46,6 +53,8 @@ struct SotwState {
 // The body of a DiscoveryResponse carrying `entries` at `revision`: all but the nonce.
 grpc::Slice BuildSotwBody(int64_t revision, const SortedEntries& entries,
                           const std::string& type_url);
+// The whole DiscoveryResponse: `body` (shared, not copied), then the stream's `nonce`.
+grpc::ByteBuffer SealSotwResponse(const grpc::Slice& body, const std::string& nonce);
 
 // Whole types at the index's newest revision, built once and shared by every wildcard stream:
 // a reconnect storm of N agents, or a push to N state-of-the-world proxies, costs one

@@ -2,17 +2,10 @@
 
 #include <algorithm>
 
-#include "absl/strings/str_cat.h"
 #include "controlplane/xds/push_order.h"
-#include "controlplane/xds/response_writer.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
 
 namespace meridian::xds {
-namespace {
-
-bool ByName(const XdsEntryPtr& a, const XdsEntryPtr& b) { return a->name < b->name; }
-
-}  // namespace
 
 absl::Status SotwAdsStream::HandleRequest(const grpc::ByteBuffer& bytes) {
   envoy::service::discovery::v3::DiscoveryRequest request;
@@ -122,7 +115,7 @@ std::optional<grpc::ByteBuffer> SotwAdsStream::BuildResponse(const std::string& 
           named->push_back(std::move(entry));
         }
       }
-      std::sort(named->begin(), named->end(), ByName);
+      std::sort(named->begin(), named->end(), NameLess);
       sending = std::move(named);
     }
   }
@@ -132,7 +125,7 @@ std::optional<grpc::ByteBuffer> SotwAdsStream::BuildResponse(const std::string& 
     if (keep_removed && state.held != nullptr) {
       for (const XdsEntryPtr& entry : *state.held) {
         const bool wanted = state.wildcard || state.names.contains(entry->name);
-        if (wanted && !std::binary_search(sending->begin(), sending->end(), entry, ByName)) {
+        if (wanted && !std::binary_search(sending->begin(), sending->end(), entry, NameLess)) {
           retained.push_back(entry);
         }
       }
@@ -141,7 +134,7 @@ std::optional<grpc::ByteBuffer> SotwAdsStream::BuildResponse(const std::string& 
     if (!retained.empty()) {
       auto merged = std::make_shared<SortedEntries>(*sending);
       merged->insert(merged->end(), retained.begin(), retained.end());
-      std::sort(merged->begin(), merged->end(), ByName);
+      std::sort(merged->begin(), merged->end(), NameLess);
       sending = std::move(merged);
       whole.reset();
     }
@@ -153,11 +146,8 @@ std::optional<grpc::ByteBuffer> SotwAdsStream::BuildResponse(const std::string& 
   state.awaiting_ack = true;
   state.last_revision = revision;
   RecordSent(revision);
-  ResponseWriter nonce;
-  nonce.AddString(5, state.last_nonce);
-  grpc::Slice slices[] = {whole ? whole->body : BuildSotwBody(revision, *sending, type_url),
-                          grpc::Slice(nonce.Take())};
-  return grpc::ByteBuffer(slices, 2);
+  return SealSotwResponse(whole ? whole->body : BuildSotwBody(revision, *sending, type_url),
+                          state.last_nonce);
 }
 
 }  // namespace meridian::xds

@@ -5,6 +5,7 @@
 // delta and state-of-the-world clients under concurrent writes end with what a new client
 // gets.
 #include <atomic>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -149,20 +150,24 @@ TEST_F(XdsClientStateTest, ResumedStreamMirrorsTheIndexOnceItHasEverything) {
 // Type URL -> name -> version: what a client holds.
 using Holdings = std::map<std::string, std::map<std::string, std::string>>;
 
-// A delta client that applies every response to its own copy of the resources, ACKing each
-// (after `delay`, so the server's next revision may find it busy), until stopped.
+// A client that, on its own thread, applies every response to what it holds (`apply`) and
+// answers it (`answer`) after `delay`, so the server's next revision may find the stream busy,
+// until stopped.
+template <typename Request, typename Response, typename Held>
 class Mirror {
  public:
-  Mirror(Replica& replica, std::string node_id, const std::vector<std::string>& types,
-         absl::Duration delay, Holdings held = {})
-      : client_(replica.Delta()), delay_(delay), held_(std::move(held)) {
-    for (const std::string& type_url : types) {
-      DeltaDiscoveryRequest subscribe = DeltaSubscribe(node_id, "prod", type_url);
-      for (const auto& [name, version] : held_[type_url]) {
-        (*subscribe.mutable_initial_resource_versions())[name] = version;
-      }
-      EXPECT_TRUE(client_->Send(subscribe));
-    }
+  using Client = ::meridian::testing::AdsTestClient<Request, Response>;
+  using Apply = std::function<void(const Response&, Held&)>;
+  using Answer = std::function<Request(const Response&)>;
+
+  Mirror(std::unique_ptr<Client> client, const std::vector<Request>& subscriptions,
+         absl::Duration delay, Held held, Apply apply, Answer answer)
+      : client_(std::move(client)),
+        delay_(delay),
+        apply_(std::move(apply)),
+        answer_(std::move(answer)),
+        held_(std::move(held)) {
+    for (const Request& subscription : subscriptions) EXPECT_TRUE(client_->Send(subscription));
     reader_ = std::thread([this] { Read(); });
   }
   ~Mirror() { Stop(); }
@@ -170,7 +175,7 @@ class Mirror {
     stopping_ = true;
     if (reader_.joinable()) reader_.join();
   }
-  Holdings held() {
+  Held held() {
     absl::MutexLock lock(&mu_);
     return held_;
   }
@@ -182,77 +187,74 @@ class Mirror {
       if (!response.has_value()) continue;
       {
         absl::MutexLock lock(&mu_);
-        auto& held = held_[response->type_url()];
-        for (const auto& resource : response->resources()) {
-          held[resource.name()] = resource.version();
-        }
-        for (const auto& name : response->removed_resources()) held.erase(name);
+        apply_(*response, held_);
       }
       absl::SleepFor(delay_);
-      EXPECT_TRUE(client_->Send(DeltaAck(*response)));
+      EXPECT_TRUE(client_->Send(answer_(*response)));
     }
   }
 
-  std::unique_ptr<DeltaClient> client_;
+  std::unique_ptr<Client> client_;
   const absl::Duration delay_;
+  const Apply apply_;
+  const Answer answer_;
   std::atomic<bool> stopping_ = false;
   absl::Mutex mu_;
-  Holdings held_ ABSL_GUARDED_BY(mu_);
+  Held held_ ABSL_GUARDED_BY(mu_);
   std::thread reader_;
 };
 
-// A state-of-the-world client that keeps the newest response of each type (its resources as
-// serialized), ACKing each after `delay`, until stopped.
-class SotwMirror {
- public:
-  SotwMirror(Replica& replica, const std::string& node_id, const std::vector<std::string>& types,
-             absl::Duration delay)
-      : client_(replica.Sotw()), delay_(delay) {
-    for (const std::string& type_url : types) {
-      DiscoveryRequest subscribe;
-      *subscribe.mutable_node() = MakeNode(node_id, "prod");
-      subscribe.set_type_url(type_url);
-      EXPECT_TRUE(client_->Send(subscribe));
-    }
-    reader_ = std::thread([this] { Read(); });
-  }
-  ~SotwMirror() { Stop(); }
-  void Stop() {
-    stopping_ = true;
-    if (reader_.joinable()) reader_.join();
-  }
-  std::map<std::string, std::set<std::string>> held() {
-    absl::MutexLock lock(&mu_);
-    return held_;
-  }
+using DeltaMirror = Mirror<DeltaDiscoveryRequest, DeltaDiscoveryResponse, Holdings>;
+// Type URL -> the newest response's resources, serialized.
+using SotwHoldings = std::map<std::string, std::set<std::string>>;
+using SotwMirror = Mirror<DiscoveryRequest, DiscoveryResponse, SotwHoldings>;
 
- private:
-  void Read() {
-    while (!stopping_) {
-      auto response = client_->Next(absl::Milliseconds(50));
-      if (!response.has_value()) continue;
-      {
-        absl::MutexLock lock(&mu_);
-        auto& held = held_[response->type_url()];
-        held.clear();
-        for (const auto& any : response->resources()) held.insert(any.SerializeAsString());
-      }
-      absl::SleepFor(delay_);
-      DiscoveryRequest ack;
-      ack.set_type_url(response->type_url());
-      ack.set_version_info(response->version_info());
-      ack.set_response_nonce(response->nonce());
-      EXPECT_TRUE(client_->Send(ack));
+// A delta client resuming with `held` (initial_resource_versions), keeping its own copy of
+// the resources.
+std::unique_ptr<DeltaMirror> StartDeltaMirror(Replica& replica, const std::string& node_id,
+                                              const std::vector<std::string>& types,
+                                              absl::Duration delay, Holdings held = {}) {
+  std::vector<DeltaDiscoveryRequest> subscriptions;
+  for (const std::string& type_url : types) {
+    subscriptions.push_back(DeltaSubscribe(node_id, "prod", type_url));
+    for (const auto& [name, version] : held[type_url]) {
+      (*subscriptions.back().mutable_initial_resource_versions())[name] = version;
     }
   }
+  auto apply = [](const DeltaDiscoveryResponse& response, Holdings& holdings) {
+    auto& held = holdings[response.type_url()];
+    for (const auto& resource : response.resources()) held[resource.name()] = resource.version();
+    for (const auto& name : response.removed_resources()) held.erase(name);
+  };
+  return std::make_unique<DeltaMirror>(replica.Delta(), subscriptions, delay, std::move(held),
+                                       apply, DeltaAck);
+}
 
-  std::unique_ptr<SotwClient> client_;
-  const absl::Duration delay_;
-  std::atomic<bool> stopping_ = false;
-  absl::Mutex mu_;
-  std::map<std::string, std::set<std::string>> held_ ABSL_GUARDED_BY(mu_);
-  std::thread reader_;
-};
+// A state-of-the-world client keeping the newest response of each type.
+std::unique_ptr<SotwMirror> StartSotwMirror(Replica& replica, const std::string& node_id,
+                                            const std::vector<std::string>& types,
+                                            absl::Duration delay) {
+  std::vector<DiscoveryRequest> subscriptions;
+  for (const std::string& type_url : types) {
+    subscriptions.emplace_back();
+    *subscriptions.back().mutable_node() = MakeNode(node_id, "prod");
+    subscriptions.back().set_type_url(type_url);
+  }
+  auto apply = [](const DiscoveryResponse& response, SotwHoldings& holdings) {
+    auto& held = holdings[response.type_url()];
+    held.clear();
+    for (const auto& any : response.resources()) held.insert(any.SerializeAsString());
+  };
+  auto answer = [](const DiscoveryResponse& response) {
+    DiscoveryRequest ack;
+    ack.set_type_url(response.type_url());
+    ack.set_version_info(response.version_info());
+    ack.set_response_nonce(response.nonce());
+    return ack;
+  };
+  return std::make_unique<SotwMirror>(replica.Sotw(), subscriptions, delay, SotwHoldings{}, apply,
+                                      answer);
+}
 
 // Streams fast and slow, of one type or of several (a service change also changes its Envoy
 // cluster, so those streams build their own responses), delta and state-of-the-world,
@@ -270,12 +272,11 @@ TEST_F(XdsClientStateTest, EveryClientEndsHoldingExactlyTheServersResourcesUnder
     initial.push_back(Put(ServiceResource("prod", absl::StrCat("s", i))));
   }
   Write(std::move(initial));
-  std::vector<std::unique_ptr<Mirror>> mirrors;
+  std::vector<std::unique_ptr<DeltaMirror>> mirrors;
   std::vector<std::string> nodes;
   auto add = [&](const std::vector<std::string>& types, absl::Duration delay, Holdings held = {}) {
     nodes.push_back(absl::StrCat("node-", nodes.size()));
-    mirrors.push_back(
-        std::make_unique<Mirror>(*replica_, nodes.back(), types, delay, std::move(held)));
+    mirrors.push_back(StartDeltaMirror(*replica_, nodes.back(), types, delay, std::move(held)));
   };
   add(one_type, absl::ZeroDuration());
   add(one_type, absl::Milliseconds(3));
@@ -285,7 +286,7 @@ TEST_F(XdsClientStateTest, EveryClientEndsHoldingExactlyTheServersResourcesUnder
   std::vector<std::unique_ptr<SotwMirror>> sotw;
   for (absl::Duration delay : {absl::ZeroDuration(), absl::Milliseconds(5)}) {
     nodes.push_back(absl::StrCat("sotw-", sotw.size()));
-    sotw.push_back(std::make_unique<SotwMirror>(*replica_, nodes.back(), several_types, delay));
+    sotw.push_back(StartSotwMirror(*replica_, nodes.back(), several_types, delay));
   }
 
   std::mt19937 random(7);  // fixed seed: the same sequence of change sets every run
@@ -330,11 +331,11 @@ TEST_F(XdsClientStateTest, EveryClientEndsHoldingExactlyTheServersResourcesUnder
   ASSERT_EQ(services.size(), present.size());
   add(several_types, absl::ZeroDuration());
   EXPECT_TRUE(replica_->tracker.WaitSynced(nodes.back(), last_revision_));
-  SotwMirror fresh_sotw(*replica_, "sotw-fresh", several_types, absl::ZeroDuration());
+  auto fresh_sotw = StartSotwMirror(*replica_, "sotw-fresh", several_types, absl::ZeroDuration());
   EXPECT_TRUE(replica_->tracker.WaitSynced("sotw-fresh", last_revision_));
-  fresh_sotw.Stop();
+  fresh_sotw->Stop();
   std::map<std::string, std::string> sotw_services;
-  const auto fresh_sotw_held = fresh_sotw.held();
+  const auto fresh_sotw_held = fresh_sotw->held();
   for (const std::string& bytes : fresh_sotw_held.at(kServiceType)) {
     google::protobuf::Any any;
     v1::Service service;

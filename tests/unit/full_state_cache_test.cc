@@ -71,9 +71,7 @@ TEST_F(FullStateCacheTest, StateOfTheWorldIsSortedAndTakesTheStreamsNonce) {
   ASSERT_EQ(whole.entries->size(), 2u);
   EXPECT_EQ((*whole.entries)[0]->name, "a");
   EXPECT_EQ((*whole.entries)[1]->name, "b");
-  grpc::Slice nonce(std::string("\x2a\x03n-1", 5));  // field 5, length 3, "n-1"
-  grpc::Slice slices[] = {whole.body, nonce};
-  auto response = Parse<DiscoveryResponse>(grpc::ByteBuffer(slices, 2));
+  auto response = Parse<DiscoveryResponse>(SealSotwResponse(whole.body, "n-1"));
   EXPECT_EQ(response.version_info(), "5");
   EXPECT_EQ(response.nonce(), "n-1");
   ASSERT_EQ(response.resources_size(), 2);
