@@ -74,9 +74,9 @@ class AdsStream : public AsyncBidiReactor {
   // True when nothing is queued and every response sent has been ACKed or NACKed.
   virtual bool Settled() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
   // Fast path for a stream that had taken in exactly the base revision, with nothing else due
-  // and no write in flight: if one of the changes' shared responses is precisely what it
-  // needs, records it as sent and returns it. seen_revision_ is already `revision`. The
-  // default never does.
+  // and no write in flight: if the changes' shared responses are precisely what it needs,
+  // records them as sent and returns the first (the others come next from NextResponse).
+  // seen_revision_ is already `revision`. The default never does.
   virtual const grpc::ByteBuffer* TakeSharedResponse(
       int64_t /*revision*/, const std::vector<const IndexChange*>& /*changes*/)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

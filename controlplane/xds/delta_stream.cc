@@ -1,5 +1,6 @@
 #include "controlplane/xds/delta_stream.h"
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "controlplane/xds/push_order.h"
@@ -136,6 +137,7 @@ void DeltaAdsStream::MarkChanged(const std::vector<const IndexChange*>& changes,
 }
 
 bool DeltaAdsStream::NothingDue() const {
+  if (!queued_shared_.empty()) return false;
   if (!maybe_due_) return true;
   for (const auto& [type_url, state] : types_) {
     if (state.all_dirty || !state.dirty.empty() || !state.must_send.empty() ||
@@ -181,60 +183,84 @@ void DeltaAdsStream::ForgetEarlier(const Unacked& answered) {
 
 bool DeltaAdsStream::Settled() const { return unacked_.empty() && NothingDue(); }
 
-const grpc::ByteBuffer* DeltaAdsStream::TakeSharedResponse(
-    int64_t revision, const std::vector<const IndexChange*>& changes) {
-  // Exactly one change of a subscribed type, so one response says everything.
-  const IndexChange* subscribed = nullptr;
-  const std::string* type_url = nullptr;
-  TypeState* state = nullptr;
-  for (const IndexChange* change : changes) {
-    auto it = types_.find(change->type_url);
-    if (it == types_.end()) continue;
-    if (subscribed != nullptr) return nullptr;
-    subscribed = change;
-    type_url = &it->first;
-    state = &it->second;
-  }
-  if (subscribed == nullptr || subscribed->shared == nullptr || !state->wildcard || !NothingDue()) {
-    return nullptr;
-  }
-  const SharedDelta& shared = *subscribed->shared;
-  if (state->defers_removals && !shared.removed.empty()) return nullptr;
+bool DeltaAdsStream::SharedFits(const TypeState& state, const SharedDelta& shared) const {
+  if (!state.wildcard) return false;
+  if (state.defers_removals && !shared.removed.empty()) return false;
   // The client must lack every update and hold every removed name, or the per-stream path
   // would send something else. Mirroring, it holds the index as it was before, where `held`
   // does not say otherwise.
-  if (state->mirrors_index && !shared.removes_only_existing) return nullptr;
-  const int64_t unrecorded = state->mirrors_index ? kUnknownRevision : kAbsentRevision;
-  auto held = [state, unrecorded](const std::string& name) {
-    auto it = state->held.find(name);
-    return it == state->held.end() ? unrecorded : it->second;
+  if (state.mirrors_index && !shared.removes_only_existing) return false;
+  const int64_t unrecorded = state.mirrors_index ? kUnknownRevision : kAbsentRevision;
+  auto held = [&state, unrecorded](const std::string& name) {
+    auto it = state.held.find(name);
+    return it == state.held.end() ? unrecorded : it->second;
   };
   for (const auto& [name, version] : shared.updated) {
-    if (held(name) == version) return nullptr;
+    if (held(name) == version) return false;
   }
   for (const std::string& name : shared.removed) {
-    if (held(name) == kAbsentRevision) return nullptr;
+    if (held(name) == kAbsentRevision) return false;
   }
-  if (state->mirrors_index) {
+  return true;
+}
+
+void DeltaAdsStream::RecordSharedSent(const std::string& type_url, TypeState& state,
+                                      int64_t revision,
+                                      const std::shared_ptr<const SharedDelta>& shared) {
+  if (state.mirrors_index) {
     // Now exactly as the index has it at `revision`, which this stream is about to have seen.
-    if (!state->held.empty()) {
-      for (const auto& [name, version] : shared.updated) state->held.erase(name);
-      for (const std::string& name : shared.removed) state->held.erase(name);
+    if (!state.held.empty()) {
+      for (const auto& [name, version] : shared->updated) state.held.erase(name);
+      for (const std::string& name : shared->removed) state.held.erase(name);
     }
   } else {
-    for (const auto& [name, version] : shared.updated) state->held[name] = version;
-    for (const std::string& name : shared.removed) state->held.erase(name);
-    if (state->mirror_from <= seen_revision_) {
+    for (const auto& [name, version] : shared->updated) state.held[name] = version;
+    for (const std::string& name : shared->removed) state.held.erase(name);
+    if (state.mirror_from <= seen_revision_) {
       const ResourceIndex::View index(context_.index);
-      SettleHeld(*state, *type_url, index);
+      SettleHeld(state, type_url, index);
     }
   }
-  AddUnacked(shared.nonce, {type_url, revision, 0, subscribed->shared, {}});
+  AddUnacked(shared->nonce, {&type_url, revision, 0, shared, {}});
+}
+
+const grpc::ByteBuffer* DeltaAdsStream::TakeSharedResponse(
+    int64_t revision, const std::vector<const IndexChange*>& changes) {
+  if (!NothingDue()) return nullptr;
+  // Every change of a subscribed type must fit, or the stream builds its own responses for
+  // all of them (one type's shared response must not overtake another's per-stream one).
+  struct Subscribed {
+    const std::string* type_url;  // a key of types_
+    TypeState* state;
+    const std::shared_ptr<const SharedDelta>* shared;
+  };
+  absl::InlinedVector<Subscribed, 2> subscribed;
+  for (const IndexChange* change : changes) {
+    auto it = types_.find(change->type_url);
+    if (it == types_.end()) continue;
+    if (change->shared == nullptr || !SharedFits(it->second, *change->shared)) return nullptr;
+    subscribed.push_back({&it->first, &it->second, &change->shared});
+  }
+  if (subscribed.empty()) return nullptr;
+  // Make-before-break across types, as NextResponse orders them.
+  std::stable_sort(subscribed.begin(), subscribed.end(), [](const auto& a, const auto& b) {
+    return PushRank(*a.type_url) < PushRank(*b.type_url);
+  });
+  for (const Subscribed& each : subscribed) {
+    RecordSharedSent(*each.type_url, *each.state, revision, *each.shared);
+  }
+  for (size_t i = 1; i < subscribed.size(); ++i) queued_shared_.push_back(*subscribed[i].shared);
   RecordSent(revision);
-  return &shared.response;
+  return &(*subscribed.front().shared)->response;
 }
 
 std::optional<grpc::ByteBuffer> DeltaAdsStream::NextResponse() {
+  if (!queued_shared_.empty()) {
+    // Recorded as sent already (TakeSharedResponse): goes out before anything newer.
+    grpc::ByteBuffer next = queued_shared_.front()->response;
+    queued_shared_.pop_front();
+    return next;
+  }
   if (NothingDue()) return std::nullopt;  // the common case after an ACK: skip the ordering
   for (auto* entry : InPushOrder(types_)) {
     if (auto response = BuildResponse(entry->first, entry->second)) return response;

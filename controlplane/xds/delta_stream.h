@@ -1,5 +1,7 @@
 #pragma once
 
+#include <deque>
+
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -67,6 +69,13 @@ class DeltaAdsStream : public AdsStream {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Nothing queued for any type (unACKed responses aside).
   bool NothingDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `shared` is exactly what the client of this type lacks.
+  bool SharedFits(const TypeState& state, const SharedDelta& shared) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records `shared` as sent for the type: what the client holds once it is written.
+  void RecordSharedSent(const std::string& type_url, TypeState& state, int64_t revision,
+                        const std::shared_ptr<const SharedDelta>& shared)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::optional<grpc::ByteBuffer> BuildResponse(const std::string& type_url, TypeState& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -115,6 +124,9 @@ class DeltaAdsStream : public AdsStream {
   // what changed, so accepting a later one says nothing of the names it did not carry.
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> rejected_names_
       ABSL_GUARDED_BY(mu_);
+  // Shared responses of one revision, taken for several types at once and recorded as sent:
+  // written, in push order, after the first (which TakeSharedResponse returned).
+  std::deque<std::shared_ptr<const SharedDelta>> queued_shared_ ABSL_GUARDED_BY(mu_);
   // False once NothingDue() has found nothing due, until something is marked again: it runs
   // several times per push and per ACK on every stream.
   mutable bool maybe_due_ ABSL_GUARDED_BY(mu_) = true;

@@ -15,11 +15,11 @@ void AddDeltaResponseFields(ResponseWriter& writer, int64_t revision, const std:
 }
 
 std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
-                                                    const IndexChange& change, int64_t revision) {
+                                                    const IndexChange& change, int64_t revision,
+                                                    size_t position) {
   auto shared = std::make_shared<SharedDelta>();
-  // A stream gets at most one shared response per revision, so the revision makes the nonce
-  // unique on the stream (and short enough for std::string's inline buffer).
-  shared->nonce = absl::StrCat("shared-", revision);
+  shared->nonce = position == 0 ? absl::StrCat("shared-", revision)
+                                : absl::StrCat("shared-", revision, "-", position);
   ResponseWriter writer;
   for (size_t i = 0; i < change.names.size(); ++i) {
     const std::string& name = change.names[i];

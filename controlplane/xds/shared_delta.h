@@ -21,7 +21,11 @@ namespace meridian::xds {
 // revision and written to all such streams as one shared, reference-counted buffer: the
 // per-stream cost of a push is then bookkeeping, not building and copying a response.
 struct SharedDelta {
-  std::string nonce;  // "shared-<revision>": never collides with per-stream "<id>-<n>" nonces
+  // "shared-<revision>" for the revision's first changed (environment, type), then
+  // "shared-<revision>-<k>" for the k-th: unique on a stream that takes several types' shared
+  // responses of one revision, never colliding with per-stream "<id>-<n>" nonces, and for the
+  // common single change short enough for std::string's inline buffer (copied per stream).
+  std::string nonce;
   std::vector<std::pair<std::string, int64_t>> updated;  // (name, revision that changed it)
   std::vector<std::string> removed;
   // False when a name was created and deleted within the update: a stream in step with the
@@ -35,9 +39,11 @@ struct SharedDelta {
 void AddDeltaResponseFields(ResponseWriter& writer, int64_t revision, const std::string& type_url,
                             const std::string& nonce, const std::vector<std::string>& removed);
 
-// Reads the changed names' current entries from `index` (already at `revision`).
+// Reads the changed names' current entries from `index` (already at `revision`). `position`:
+// the change's place among the revision's changes, which makes the nonce unique.
 std::shared_ptr<const SharedDelta> BuildSharedDelta(const ResourceIndex& index,
-                                                    const IndexChange& change, int64_t revision);
+                                                    const IndexChange& change, int64_t revision,
+                                                    size_t position);
 
 // Resources sorted by name: what a state-of-the-world response carried.
 using SortedEntries = std::vector<XdsEntryPtr>;

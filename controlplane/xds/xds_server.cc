@@ -177,10 +177,11 @@ absl::Status XdsServer::Resync() {
 void XdsServer::FanOut(IndexUpdate update) {
   full_states_.Forget(update.changes);
   absl::flat_hash_map<std::string, std::vector<const IndexChange*>> by_environment;
-  for (IndexChange& change : update.changes) {
+  for (size_t position = 0; position < update.changes.size(); ++position) {
+    IndexChange& change = update.changes[position];
     // A resync's update is no one revision's step: no stream can take a shared response.
     if (update.base_revision >= 0) {
-      change.shared = BuildSharedDelta(index_, change, update.revision);
+      change.shared = BuildSharedDelta(index_, change, update.revision, position);
     }
     by_environment[change.environment].push_back(&change);
   }

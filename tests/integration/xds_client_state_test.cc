@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "controlplane/xds/envoy_resources.h"
 #include "spdlog/sinks/ringbuffer_sink.h"
 #include "spdlog/spdlog.h"
@@ -30,6 +31,7 @@ struct Received {
   std::map<std::string, std::set<std::string>> updated;  // type URL -> names
   std::map<std::string, std::set<std::string>> removed;
   std::vector<std::string> nonces;
+  std::vector<std::string> types;  // each response's, in the order received
 };
 
 // Reads (and ACKs) responses until one has come for each of `types`, then for 300 ms more to
@@ -47,6 +49,7 @@ Received ReceiveEach(DeltaClient& client, const std::set<std::string>& types) {
       received.removed[response->type_url()].insert(name);
     }
     received.nonces.push_back(response->nonce());
+    received.types.push_back(response->type_url());
     pending.erase(response->type_url());
     EXPECT_TRUE(client.Send(DeltaAck(*response)));
   }
@@ -69,14 +72,43 @@ TEST_F(XdsClientStateTest, WildcardStreamGetsExactlyWhatItLacksThroughEveryKindO
   EXPECT_EQ(initial.updated[kRouteType], NameSet{"r1"});
   ASSERT_TRUE(replica_->tracker.WaitSynced("node-1", last_revision_));
 
-  // Two types in one revision: no shared response fits, so the stream builds its own.
-  Write({Put(ServiceResource("prod", "a", 9001)), Delete({v1::SERVICE, "prod", "c"}),
-         Put(RouteResource("prod", "r2", {{"a", 100}}))});
+  // Two types in one revision: both types' shared responses, services before the routes
+  // that point at them (whatever the order of the change set).
+  Write({Put(RouteResource("prod", "r2", {{"a", 100}})), Put(ServiceResource("prod", "a", 9001)),
+         Delete({v1::SERVICE, "prod", "c"})});
   Received both = ReceiveEach(*client, {kServiceType, kRouteType});
   EXPECT_EQ(both.updated[kServiceType], NameSet{"a"});
   EXPECT_EQ(both.removed[kServiceType], NameSet{"c"});
   EXPECT_EQ(both.updated[kRouteType], NameSet{"r2"});
   EXPECT_TRUE(both.removed[kRouteType].empty());
+  EXPECT_EQ(both.types, (std::vector<std::string>{kServiceType, kRouteType}));
+  ASSERT_EQ(both.nonces.size(), 2u);
+  for (const std::string& nonce : both.nonces) {
+    EXPECT_TRUE(absl::StartsWith(nonce, absl::StrCat("shared-", last_revision_))) << nonce;
+  }
+  EXPECT_NE(both.nonces[0], both.nonces[1]);
+
+  // Two types again, but the client names its routes now, so no shared route response fits:
+  // the stream builds its own for both types, whatever the service's shared response.
+  DeltaDiscoveryRequest named_routes;
+  named_routes.set_type_url(kRouteType);
+  named_routes.add_resource_names_unsubscribe("*");
+  named_routes.add_resource_names_subscribe("r1");
+  named_routes.add_resource_names_subscribe("r2");
+  ASSERT_TRUE(client->Send(named_routes));
+  EXPECT_EQ(ReceiveEach(*client, {kRouteType}).updated[kRouteType], (NameSet{"r1", "r2"}));
+  Write({Put(ServiceResource("prod", "a", 9006)), Put(RouteResource("prod", "r2", {{"a", 50}}))});
+  Received own = ReceiveEach(*client, {kServiceType, kRouteType});
+  EXPECT_EQ(own.updated[kServiceType], NameSet{"a"});
+  EXPECT_EQ(own.updated[kRouteType], NameSet{"r2"});
+  for (const std::string& nonce : own.nonces) {
+    EXPECT_FALSE(absl::StartsWith(nonce, "shared-")) << nonce;
+  }
+  DeltaDiscoveryRequest all_routes;
+  all_routes.set_type_url(kRouteType);
+  all_routes.add_resource_names_subscribe("*");
+  ASSERT_TRUE(client->Send(all_routes));
+  EXPECT_TRUE(ReceiveEach(*client, {}).updated[kRouteType].empty()) << "it holds every route";
 
   // One type: the shared response, carrying only the change.
   Write({Put(ServiceResource("prod", "b", 9002))});
@@ -257,7 +289,8 @@ std::unique_ptr<SotwMirror> StartSotwMirror(Replica& replica, const std::string&
 }
 
 // Streams fast and slow, of one type or of several (a service change also changes its Envoy
-// cluster, so those streams build their own responses), delta and state-of-the-world,
+// cluster: a shared response per type, or the stream's own when one does not fit), delta and
+// state-of-the-world,
 // joining and resuming while revisions (single and several changes, deletes, re-creations)
 // keep coming: once the writes stop, every client holds exactly what a client subscribing
 // afresh is sent.
