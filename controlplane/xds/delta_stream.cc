@@ -258,7 +258,7 @@ std::optional<grpc::ByteBuffer> DeltaAdsStream::NextResponse() {
   if (!queued_shared_.empty()) {
     // Recorded as sent already (TakeSharedResponse): goes out before anything newer.
     grpc::ByteBuffer next = queued_shared_.front()->response;
-    queued_shared_.pop_front();
+    queued_shared_.erase(queued_shared_.begin());
     return next;
   }
   if (NothingDue()) return std::nullopt;  // the common case after an ACK: skip the ordering

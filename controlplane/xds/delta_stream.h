@@ -1,7 +1,5 @@
 #pragma once
 
-#include <deque>
-
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -125,8 +123,9 @@ class DeltaAdsStream : public AdsStream {
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> rejected_names_
       ABSL_GUARDED_BY(mu_);
   // Shared responses of one revision, taken for several types at once and recorded as sent:
-  // written, in push order, after the first (which TakeSharedResponse returned).
-  std::deque<std::shared_ptr<const SharedDelta>> queued_shared_ ABSL_GUARDED_BY(mu_);
+  // written, in push order, after the first (which TakeSharedResponse returned). A vector,
+  // not a deque: empty, it allocates nothing, and it never holds more than a few.
+  std::vector<std::shared_ptr<const SharedDelta>> queued_shared_ ABSL_GUARDED_BY(mu_);
   // False once NothingDue() has found nothing due, until something is marked again: it runs
   // several times per push and per ACK on every stream.
   mutable bool maybe_due_ ABSL_GUARDED_BY(mu_) = true;
