@@ -45,6 +45,7 @@ struct Flags {
   int etcd_pid = 0;
   int bare_pid = 0;
   std::string environment = "bench";
+  std::vector<std::string> meridian_types;  // empty: meridian.v1.Endpoint
   std::string results;    // append one line per target here
   std::string summarize;  // only print the table of this results file
 };
@@ -291,7 +292,8 @@ int Run(const Flags& flags) {
       pid = flags.meridian_pid;
       target = MeridianTarget(
           write_channel(address), flags.environment, run_id,
-          name == "meridian" ? MeridianProtocol::kDelta : MeridianProtocol::kStateOfTheWorld);
+          name == "meridian" ? MeridianProtocol::kDelta : MeridianProtocol::kStateOfTheWorld,
+          flags.meridian_types);
     } else if (name == "etcd") {
       address = flags.etcd;
       pid = flags.etcd_pid;
@@ -348,6 +350,10 @@ int main(int argc, char** argv) {
   app.add_option("--bare-pid", flags.bare_pid, "bare server pid, for RSS and CPU");
   app.add_option("--environment", flags.environment, "Meridian environment the agents are in")
       ->capture_default_str();
+  app.add_option("--meridian-types", flags.meridian_types,
+                 "type URLs the delta agents subscribe to, in push order (a write has arrived "
+                 "once the last one's response carries it); default meridian.v1.Endpoint")
+      ->delimiter(',');
   app.add_option("--results", flags.results, "append the results to this file");
   app.add_option("--summarize", flags.summarize,
                  "print the comparison table of a results file and exit");

@@ -55,7 +55,9 @@ v1::Resource FanoutResource(const std::string& environment, int sequence) {
   spec.set_service("checkout");
   spec.set_address("10.20.30.40");
   spec.set_port(8080);
-  spec.set_weight(100);
+  // Changes with every write too, so the Envoy projection of the endpoint (its
+  // ClusterLoadAssignment) changes with it; 100-199 keeps the size fixed.
+  spec.set_weight(100 + sequence % 100);
   spec.set_zone("zone-a");
   (*spec.mutable_labels())["version"] = "v2";
   std::string& padding = (*spec.mutable_labels())["build"];
@@ -135,6 +137,9 @@ class BidiSubscriber : public Subscriber {
       : Subscriber(expected_updates), what_(what) {
     outgoing_.push_back(std::move(first));
   }
+  // Queues a request to write after the ones before it (the subclass constructor may add
+  // further subscriptions before Start).
+  void Send(Request request) { outgoing_.push_back(std::move(request)); }
   // Called by the subclass constructor once it has created the stream.
   void Start(std::unique_ptr<Stream> stream) {
     stream_ = std::move(stream);
@@ -218,13 +223,14 @@ class BidiSubscriber : public Subscriber {
 
 // ----------------------------------------------------------------------------- Meridian
 template <typename Request>
-Request AgentSubscription(const std::string& node_id, const std::string& environment) {
+Request AgentSubscription(const std::string& node_id, const std::string& environment,
+                          const std::string& type_url) {
   Request subscribe;
   subscribe.mutable_node()->set_id(node_id);
   subscribe.mutable_node()->set_cluster("fanout-bench");
   (*subscribe.mutable_node()->mutable_metadata()->mutable_fields())["environment"].set_string_value(
       environment);
-  subscribe.set_type_url(kEndpointTypeUrl);  // no names: wildcard
+  subscribe.set_type_url(type_url);  // no names: wildcard
   return subscribe;
 }
 
@@ -236,16 +242,26 @@ int64_t RevisionOf(const std::string& version, StreamProbe& probe) {
   return revision;
 }
 
-// An agent: the first request names the node and subscribes (wildcard) to endpoints; every
-// response is ACKed with its nonce.
+// An agent: the first request names the node and subscribes (wildcard) to the first type,
+// the next ones subscribe to the other types; every response is ACKed with its nonce. A write
+// has arrived once the response of the last type carries it (the types listed in push order,
+// that is the whole revision).
 class MeridianAgent final : public BidiSubscriber<DeltaDiscoveryRequest, DeltaDiscoveryResponse> {
  public:
   MeridianAgent(const std::shared_ptr<grpc::Channel>& channel, grpc::CompletionQueue* queue,
-                const std::string& node_id, const std::string& environment, size_t expected_updates)
-      : BidiSubscriber(expected_updates,
-                       AgentSubscription<DeltaDiscoveryRequest>(node_id, environment),
-                       "ADS stream ended"),
-        stub_(AggregatedDiscoveryService::NewStub(channel)) {
+                const std::string& node_id, const std::string& environment,
+                const std::vector<std::string>& type_urls, size_t expected_updates)
+      : BidiSubscriber(
+            expected_updates,
+            AgentSubscription<DeltaDiscoveryRequest>(node_id, environment, type_urls.front()),
+            "ADS stream ended"),
+        stub_(AggregatedDiscoveryService::NewStub(channel)),
+        arrival_type_url_(type_urls.back()) {
+    for (size_t i = 1; i < type_urls.size(); ++i) {
+      DeltaDiscoveryRequest subscribe;
+      subscribe.set_type_url(type_urls[i]);
+      Send(std::move(subscribe));
+    }
     Start(stub_->PrepareAsyncDeltaAggregatedResources(&context_, queue));
   }
 
@@ -254,14 +270,17 @@ class MeridianAgent final : public BidiSubscriber<DeltaDiscoveryRequest, DeltaDi
     return response.resources_size() > kLargeResponseElements;
   }
   std::optional<DeltaDiscoveryRequest> OnResponse(const DeltaDiscoveryResponse& response) override {
-    probe_.Record(RevisionOf(response.system_version_info(), probe_));
+    if (response.type_url() == arrival_type_url_) {
+      probe_.Record(RevisionOf(response.system_version_info(), probe_));
+    }
     DeltaDiscoveryRequest ack;
-    ack.set_type_url(kEndpointTypeUrl);
+    ack.set_type_url(response.type_url());
     ack.set_response_nonce(response.nonce());
     return ack;
   }
 
   std::unique_ptr<AggregatedDiscoveryService::Stub> stub_;
+  const std::string arrival_type_url_;
 };
 
 // A proxy on a state-of-the-world ADS stream, as Envoy subscribes: each response carries
@@ -270,7 +289,8 @@ class SotwProxy final : public BidiSubscriber<DiscoveryRequest, DiscoveryRespons
  public:
   SotwProxy(const std::shared_ptr<grpc::Channel>& channel, grpc::CompletionQueue* queue,
             const std::string& node_id, const std::string& environment, size_t expected_updates)
-      : BidiSubscriber(expected_updates, AgentSubscription<DiscoveryRequest>(node_id, environment),
+      : BidiSubscriber(expected_updates,
+                       AgentSubscription<DiscoveryRequest>(node_id, environment, kEndpointTypeUrl),
                        "ADS stream ended"),
         stub_(AggregatedDiscoveryService::NewStub(channel)) {
     Start(stub_->PrepareAsyncStreamAggregatedResources(&context_, queue));
@@ -295,11 +315,12 @@ class SotwProxy final : public BidiSubscriber<DiscoveryRequest, DiscoveryRespons
 class MeridianFanout final : public FanoutTarget {
  public:
   MeridianFanout(std::shared_ptr<grpc::Channel> write_channel, std::string environment,
-                 std::string run_id, MeridianProtocol protocol)
+                 std::string run_id, MeridianProtocol protocol, std::vector<std::string> type_urls)
       : stub_(v1::ConfigService::NewStub(std::move(write_channel))),
         environment_(std::move(environment)),
         run_id_(std::move(run_id)),
-        protocol_(protocol) {}
+        protocol_(protocol),
+        type_urls_(std::move(type_urls)) {}
 
   absl::Status Seed() override { return Write(0).status(); }
 
@@ -310,7 +331,8 @@ class MeridianFanout final : public FanoutTarget {
     if (protocol_ == MeridianProtocol::kStateOfTheWorld) {
       return std::make_unique<SotwProxy>(channel, queue, node_id, environment_, expected_updates);
     }
-    return std::make_unique<MeridianAgent>(channel, queue, node_id, environment_, expected_updates);
+    return std::make_unique<MeridianAgent>(channel, queue, node_id, environment_, type_urls_,
+                                           expected_updates);
   }
 
   absl::StatusOr<int64_t> Write(int sequence) override {
@@ -330,6 +352,7 @@ class MeridianFanout final : public FanoutTarget {
   const std::string environment_;
   const std::string run_id_;
   const MeridianProtocol protocol_;
+  const std::vector<std::string> type_urls_;
 };
 
 // ----------------------------------------------------------------------------- etcd
@@ -544,9 +567,11 @@ std::string FanoutPayload(const std::string& environment, int sequence) {
 
 std::unique_ptr<FanoutTarget> MeridianTarget(std::shared_ptr<grpc::Channel> write_channel,
                                              std::string environment, std::string run_id,
-                                             MeridianProtocol protocol) {
+                                             MeridianProtocol protocol,
+                                             std::vector<std::string> type_urls) {
+  if (type_urls.empty()) type_urls.push_back(kEndpointTypeUrl);
   return std::make_unique<MeridianFanout>(std::move(write_channel), std::move(environment),
-                                          std::move(run_id), protocol);
+                                          std::move(run_id), protocol, std::move(type_urls));
 }
 
 std::unique_ptr<FanoutTarget> EtcdTarget(std::shared_ptr<grpc::Channel> write_channel) {

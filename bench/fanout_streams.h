@@ -129,12 +129,13 @@ class FanoutTarget {
 std::string FanoutPayload(const std::string& environment, int sequence);
 
 // Meridian: agents on ADS delta streams (node id, metadata environment, wildcard subscription
-// to meridian.v1.Endpoint, ACK of every response), or proxies on state-of-the-world streams
-// subscribed the same way; writes are ConfigService.PutResource.
+// to `type_urls`, by default meridian.v1.Endpoint alone, ACK of every response), or proxies on
+// state-of-the-world streams subscribed to Endpoints; writes are ConfigService.PutResource.
 enum class MeridianProtocol { kDelta, kStateOfTheWorld };
 std::unique_ptr<FanoutTarget> MeridianTarget(std::shared_ptr<grpc::Channel> write_channel,
                                              std::string environment, std::string run_id,
-                                             MeridianProtocol protocol);
+                                             MeridianProtocol protocol,
+                                             std::vector<std::string> type_urls = {});
 
 // etcd 3.4: one Watch stream per watcher on the key prefix /bench/fanout/; writes are KV.Put
 // of the same payload to one key under it.
