@@ -144,6 +144,7 @@ int64_t TallyConvergence(const std::vector<Write>& writes,
   latencies.reserve(writes.size() * subscribers.size());
   std::vector<double> all_streams_ms;  // per write: until the last stream had it
   std::string first_ms;                // per write: until the first stream had it
+  std::string call_ms;                 // per write: until the write call returned
   for (const Write& write : writes) {
     int64_t slowest = 0;
     int64_t fastest = INT64_MAX;
@@ -161,10 +162,12 @@ int64_t TallyConvergence(const std::vector<Write>& writes,
     if (fastest != INT64_MAX) absl::StrAppend(&first_ms, absl::StrFormat(" %.0f", fastest / 1e6));
     all_streams_ms.push_back(slowest / 1e6);
     result.write_call_ms.push_back((write.acknowledged_ns - write.started_ns) / 1e6);
+    absl::StrAppend(&call_ms, absl::StrFormat(" %.0f", result.write_call_ms.back()));
   }
   result.latency = Summarize(latencies);
   std::string per_write;
   for (double ms : all_streams_ms) absl::StrAppend(&per_write, absl::StrFormat(" %.0f", ms));
+  std::fprintf(stderr, "  until the write call returned, per write (ms):%s\n", call_ms.c_str());
   std::fprintf(stderr, "  until the first stream had it, per write (ms):%s\n", first_ms.c_str());
   std::fprintf(stderr, "  until the last stream had it, per write (ms):%s\n", per_write.c_str());
   std::sort(all_streams_ms.begin(), all_streams_ms.end());
