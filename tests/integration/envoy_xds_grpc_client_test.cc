@@ -258,7 +258,45 @@ class EnvoyXdsGrpcClientTest : public ::testing::Test {
     return json();
   }
 
+  // A delta ADS stream to the control plane, as an Envoy opens it; on the test's channel.
+  std::unique_ptr<DeltaClient> OpenDelta() {
+    if (ads_stub_ == nullptr) {
+      ads_stub_ = AggregatedDiscoveryService::NewStub(
+          grpc::CreateChannel(absl::StrCat("127.0.0.1:", control_plane_->grpc_port()),
+                              grpc::InsecureChannelCredentials()));
+    }
+    return std::make_unique<DeltaClient>([this](grpc::ClientContext* context) {
+      return ads_stub_->DeltaAggregatedResources(context);
+    });
+  }
+
+  // Subscribes node `node_id` of environment prod to `names` of `type_url` (none: wildcard).
+  static void SubscribeDelta(DeltaClient& delta, const std::string& node_id,
+                             const std::string& type_url, std::vector<std::string> names) {
+    DeltaDiscoveryRequest request;
+    request.mutable_node()->set_id(node_id);
+    (*request.mutable_node()->mutable_metadata()->mutable_fields())["environment"].set_string_value(
+        "prod");
+    request.set_type_url(type_url);
+    for (auto& name : names) request.add_resource_names_subscribe(std::move(name));
+    ASSERT_TRUE(delta.Send(request));
+  }
+
+  // Reads and ACKs responses until the stream is quiet; returns them in arrival order.
+  static std::vector<DeltaDiscoveryResponse> DrainInOrder(DeltaClient& delta) {
+    std::vector<DeltaDiscoveryResponse> responses;
+    while (auto response = delta.Next(absl::Milliseconds(700))) {
+      DeltaDiscoveryRequest ack;
+      ack.set_type_url(response->type_url());
+      ack.set_response_nonce(response->nonce());
+      EXPECT_TRUE(delta.Send(ack));
+      responses.push_back(std::move(*response));
+    }
+    return responses;
+  }
+
   std::unique_ptr<httplib::Client> http_;
+  std::unique_ptr<AggregatedDiscoveryService::Stub> ads_stub_;
   static server::ControlPlane* control_plane_;
   static std::string* bootstrap_path_;
 };
@@ -537,31 +575,12 @@ TEST_F(EnvoyXdsGrpcClientTest, DeltaStreamGetsOnlyChangedEnvoyResourcesAndTlsLis
        {"tls_certificate", "secure-tls"},
        {"rules", {Rule({{"probe-a", 0}})}}});
 
-  auto stub = AggregatedDiscoveryService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", control_plane_->grpc_port()), grpc::InsecureChannelCredentials()));
-  DeltaClient delta(
-      [&](grpc::ClientContext* context) { return stub->DeltaAggregatedResources(context); });
+  std::unique_ptr<DeltaClient> delta_client = OpenDelta();
+  DeltaClient& delta = *delta_client;
   auto subscribe = [&](const std::string& type_url, std::vector<std::string> names) {
-    DeltaDiscoveryRequest request;
-    request.mutable_node()->set_id("delta-probe");
-    (*request.mutable_node()->mutable_metadata()->mutable_fields())["environment"].set_string_value(
-        "prod");
-    request.set_type_url(type_url);
-    for (auto& name : names) request.add_resource_names_subscribe(std::move(name));
-    ASSERT_TRUE(delta.Send(request));
+    SubscribeDelta(delta, "delta-probe", type_url, std::move(names));
   };
-  // Reads and ACKs responses until the stream is quiet; returns them in arrival order.
-  auto drain_in_order = [&] {
-    std::vector<DeltaDiscoveryResponse> responses;
-    while (auto response = delta.Next(absl::Milliseconds(700))) {
-      DeltaDiscoveryRequest ack;
-      ack.set_type_url(response->type_url());
-      ack.set_response_nonce(response->nonce());
-      EXPECT_TRUE(delta.Send(ack));
-      responses.push_back(std::move(*response));
-    }
-    return responses;
-  };
+  auto drain_in_order = [&] { return DrainInOrder(delta); };
   auto drain = [&] {
     std::map<std::string, std::vector<DeltaDiscoveryResponse>> by_type;
     for (auto& response : drain_in_order()) {
@@ -619,6 +638,31 @@ TEST_F(EnvoyXdsGrpcClientTest, DeltaStreamGetsOnlyChangedEnvoyResourcesAndTlsLis
     }
   }
   EXPECT_EQ(removals, (std::vector<std::string>{"Cluster probe-b", "CLA probe-b"}));
+}
+
+// A new service changes two Envoy types in one revision: a wildcard delta stream gets each
+// type's response as the one serialized for every such stream (shared nonce), the Cluster
+// before the ClusterLoadAssignment that fills it.
+TEST_F(EnvoyXdsGrpcClientTest, WildcardDeltaStreamGetsEachChangedTypeSharedAndInPushOrder) {
+  PutService("shared-probe-first");  // so the initial state says the stream is up
+  std::unique_ptr<DeltaClient> delta = OpenDelta();
+  SubscribeDelta(*delta, "delta-wildcard", xds::kEnvoyLoadAssignmentType, {});
+  SubscribeDelta(*delta, "delta-wildcard", xds::kEnvoyClusterType, {});
+  ASSERT_EQ(DrainInOrder(*delta).size(), 2u) << "the initial state of each type";
+
+  const int64_t revision = PutService("shared-probe");
+  std::vector<DeltaDiscoveryResponse> responses = DrainInOrder(*delta);
+  ASSERT_EQ(responses.size(), 2u);
+  EXPECT_EQ(responses[0].type_url(), xds::kEnvoyClusterType);
+  EXPECT_EQ(responses[1].type_url(), xds::kEnvoyLoadAssignmentType);
+  for (const DeltaDiscoveryResponse& response : responses) {
+    EXPECT_EQ(response.system_version_info(), absl::StrCat(revision));
+    EXPECT_TRUE(absl::StartsWith(response.nonce(), absl::StrCat("shared-", revision)))
+        << response.nonce();
+    ASSERT_EQ(response.resources_size(), 1);
+    EXPECT_EQ(response.resources(0).name(), "shared-probe");
+  }
+  EXPECT_NE(responses[0].nonce(), responses[1].nonce());
 }
 
 }  // namespace
