@@ -290,10 +290,9 @@ std::unique_ptr<SotwMirror> StartSotwMirror(Replica& replica, const std::string&
 
 // Streams fast and slow, of one type or of several (a service change also changes its Envoy
 // cluster: a shared response per type, or the stream's own when one does not fit), delta and
-// state-of-the-world,
-// joining and resuming while revisions (single and several changes, deletes, re-creations)
-// keep coming: once the writes stop, every client holds exactly what a client subscribing
-// afresh is sent.
+// state-of-the-world, joining and resuming while revisions (single and several changes,
+// deletes, re-creations) keep coming: once the writes stop, every client holds exactly what a
+// client subscribing afresh is sent.
 TEST_F(XdsClientStateTest, EveryClientEndsHoldingExactlyTheServersResourcesUnderConcurrentWrites) {
   constexpr int kNames = 40;
   constexpr int kRevisions = 150;

@@ -1,5 +1,6 @@
 // FullStateCache: one whole-type response per (environment, type, revision), shared, and
 // forgotten as soon as the type changes.
+#include "controlplane/xds/ads_stream.h"
 #include "controlplane/xds/shared_delta.h"
 #include "controlplane/xds/type_urls.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
@@ -23,14 +24,8 @@ v1::Resource AtRevision(v1::Resource resource, int64_t revision) {
 
 template <typename Message>
 Message Parse(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(buffer.Dump(&slices).ok());
-  std::string bytes;
-  for (const auto& slice : slices) {
-    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
   Message message;
-  EXPECT_TRUE(message.ParseFromString(bytes));
+  EXPECT_TRUE(ParseByteBuffer(buffer, message));
   return message;
 }
 
