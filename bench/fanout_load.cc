@@ -41,9 +41,11 @@ struct Flags {
   std::string meridian = "127.0.0.1:18000";
   std::string etcd = "127.0.0.1:2379";
   std::string bare = "127.0.0.1:18100";
+  std::string bare_b;  // a second bare server: the A/A control
   int meridian_pid = 0;
   int etcd_pid = 0;
   int bare_pid = 0;
+  int bare_b_pid = 0;
   std::string environment = "bench";
   std::vector<std::string> meridian_types;  // empty: meridian.v1.Endpoint
   std::string results;    // append one line per target here
@@ -301,12 +303,14 @@ int Run(const Flags& flags) {
       address = flags.etcd;
       pid = flags.etcd_pid;
       target = EtcdTarget(write_channel(address));
-    } else if (name == "bare") {
-      address = flags.bare;
-      pid = flags.bare_pid;
+    } else if (name == "bare" || (name == "bare-b" && !flags.bare_b.empty())) {
+      address = name == "bare" ? flags.bare : flags.bare_b;
+      pid = name == "bare" ? flags.bare_pid : flags.bare_b_pid;
       target = BareTarget(write_channel(address));
     } else {
-      std::fprintf(stderr, "unknown target %s (meridian, meridian-sotw, etcd, bare)\n",
+      std::fprintf(stderr,
+                   "unknown target %s (meridian, meridian-sotw, etcd, bare, bare-b with "
+                   "--bare-b)\n",
                    name.c_str());
       return 2;
     }
@@ -342,15 +346,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--targets", flags.targets,
                  "systems to measure, in order: meridian (delta agents), meridian-sotw "
-                 "(state-of-the-world proxies), etcd, bare")
+                 "(state-of-the-world proxies), etcd, bare, bare-b (a second bare server, "
+                 "measured like the first: the A/A control of the ratios)")
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("--meridian", flags.meridian, "meridian-cp gRPC address")->capture_default_str();
   app.add_option("--etcd", flags.etcd, "etcd client address")->capture_default_str();
   app.add_option("--bare", flags.bare, "bare broadcast server address")->capture_default_str();
+  app.add_option("--bare-b", flags.bare_b, "second bare broadcast server address (bare-b)");
   app.add_option("--meridian-pid", flags.meridian_pid, "meridian-cp pid, for RSS and CPU");
   app.add_option("--etcd-pid", flags.etcd_pid, "etcd pid, for RSS and CPU");
   app.add_option("--bare-pid", flags.bare_pid, "bare server pid, for RSS and CPU");
+  app.add_option("--bare-b-pid", flags.bare_b_pid, "second bare server pid, for RSS and CPU");
   app.add_option("--environment", flags.environment, "Meridian environment the agents are in")
       ->capture_default_str();
   app.add_option("--meridian-types", flags.meridian_types,

@@ -221,7 +221,7 @@ bool PrintSummary(const std::string& path) {
       "| CPU us/update | CPU ms/write | client CPU us/update | missed | load |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& [streams, targets] : by_streams) {
-    for (const char* name : {"meridian", "etcd", "bare"}) {
+    for (const char* name : {"meridian", "etcd", "bare", "bare-b"}) {
       const Rounds& rounds = rounds_of(targets, name);
       if (rounds.empty()) continue;
       const Row r = MedianRow(rounds);
@@ -234,34 +234,49 @@ bool PrintSummary(const std::string& path) {
                   Cell(r.load, "%.2f").c_str());
     }
   }
+  // With a second bare server measured too, its p99 over the first's shows how far two runs
+  // of the same system move apart: the resolution of the other ratios.
+  bool control = false;
+  for (const auto& [streams, targets] : by_streams) control |= targets.count("bare-b") > 0;
   std::printf(
       "\n| N | Meridian p99 / etcd p99 | Meridian p99 / bare p99 | KB/idle stream M / etcd / "
-      "bare | CPU us/update M / etcd / bare |\n");
-  std::printf("|---|---|---|---|---|\n");
+      "bare | CPU us/update M / etcd / bare |%s\n",
+      control ? " bare-b p99 / bare p99 (A/A) |" : "");
+  std::printf("|---|---|---|---|---|%s\n", control ? "---|" : "");
   for (const auto& [streams, targets] : by_streams) {
     const Rounds& m_rounds = rounds_of(targets, "meridian");
     const Rounds& e_rounds = rounds_of(targets, "etcd");
     const Rounds& b_rounds = rounds_of(targets, "bare");
     const Row m = MedianRow(m_rounds), e = MedianRow(e_rounds), b = MedianRow(b_rounds);
-    std::printf("| %d | %s | %s | %s / %s / %s | %s / %s / %s |\n", streams,
+    std::printf("| %d | %s | %s | %s / %s / %s | %s / %s / %s |", streams,
                 PairedRatio(m_rounds, e_rounds).c_str(), PairedRatio(m_rounds, b_rounds).c_str(),
                 Cell(m.kb, "%.1f").c_str(), Cell(e.kb, "%.1f").c_str(), Cell(b.kb, "%.1f").c_str(),
                 Cell(m.cpu_us, "%.1f").c_str(), Cell(e.cpu_us, "%.1f").c_str(),
                 Cell(b.cpu_us, "%.1f").c_str());
+    if (control) {
+      std::printf(" %s |", PairedRatio(rounds_of(targets, "bare-b"), b_rounds).c_str());
+    }
+    std::printf("\n");
   }
   if (most_rounds > 1) {
-    std::printf("\n| N | round | p99 ms M / etcd / bare | M / etcd | M / bare |\n");
-    std::printf("|---|---|---|---|---|\n");
+    std::printf("\n| N | round | p99 ms M / etcd / bare | M / etcd | M / bare |%s\n",
+                control ? " bare-b p99 ms | bare-b / bare |" : "");
+    std::printf("|---|---|---|---|---|%s\n", control ? "---|---|" : "");
     for (const auto& [streams, targets] : by_streams) {
       const Rounds& m = rounds_of(targets, "meridian");
       const Rounds& e = rounds_of(targets, "etcd");
       const Rounds& b = rounds_of(targets, "bare");
-      for (size_t i = 0; i < std::max({m.size(), e.size(), b.size()}); ++i) {
+      const Rounds& b2 = rounds_of(targets, "bare-b");
+      for (size_t i = 0; i < std::max({m.size(), e.size(), b.size(), b2.size()}); ++i) {
         auto p99 = [i](const Rounds& rounds) { return i < rounds.size() ? rounds[i].p99 : -1; };
-        std::printf("| %d | %zu | %s / %s / %s | %s | %s |\n", streams, i + 1,
+        std::printf("| %d | %zu | %s / %s / %s | %s | %s |", streams, i + 1,
                     Cell(p99(m), "%.1f").c_str(), Cell(p99(e), "%.1f").c_str(),
                     Cell(p99(b), "%.1f").c_str(), Ratio(p99(m), p99(e)).c_str(),
                     Ratio(p99(m), p99(b)).c_str());
+        if (control) {
+          std::printf(" %s | %s |", Cell(p99(b2), "%.1f").c_str(), Ratio(p99(b2), p99(b)).c_str());
+        }
+        std::printf("\n");
       }
     }
   }

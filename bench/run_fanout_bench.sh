@@ -17,6 +17,9 @@
 #                        (default: do not wait); at most WAIT_LOAD_SECONDS (default 1200)
 #      RESULTS           keep the results file here (default: a temp file, printed at the end)
 #      CP_FLAGS          extra meridian-cp flags (e.g. "--xds-threads 4")
+#      CONTROL           1: also start a second bare server and measure it last (target
+#                        bare-b), so the tables show how far two runs of one system move
+#                        apart (the A/A control); needs the default --targets
 #      KEEP_LOGS         copy the servers' logs (meridian-cp.log, etcd.log, bare.log) of the
 #                        last N, and PostgreSQL's log of the whole run (checkpoints, and
 #                        statements over 20 ms when KEEP_LOGS is set), into this directory
@@ -81,6 +84,7 @@ results="${RESULTS:-${work_dir}/results.tsv}"
 cp_pid=""
 etcd_pid=""
 bare_pid=""
+bare_b_pid=""
 
 stop_pid() {
   local pid="$1"
@@ -100,7 +104,8 @@ stop_servers() {
   stop_pid "${cp_pid}"
   stop_pid "${etcd_pid}"
   stop_pid "${bare_pid}"
-  cp_pid="" etcd_pid="" bare_pid=""
+  stop_pid "${bare_b_pid}"
+  cp_pid="" etcd_pid="" bare_pid="" bare_b_pid=""
 }
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap
@@ -151,6 +156,18 @@ for streams in ${streams_list}; do
     bare_pid=$!
     meridian_wait_for 30 "${bare_pid}" "bare broadcast server" "${work_dir}/bare.log" meridian_port_open "${bare_port}"
 
+    control_flags=()
+    if [[ "${CONTROL:-}" == 1 ]]; then
+      bare_b_port="$(meridian_free_port)"
+      echo "second bare broadcast server (A/A control): starting on 127.0.0.1:${bare_b_port}" >&2
+      "${bare_binary}" --address 127.0.0.1 --port "${bare_b_port}" >"${work_dir}/bare-b.log" 2>&1 &
+      bare_b_pid=$!
+      meridian_wait_for 30 "${bare_b_pid}" "second bare broadcast server" "${work_dir}/bare-b.log" \
+        meridian_port_open "${bare_b_port}"
+      control_flags=(--bare-b "127.0.0.1:${bare_b_port}" --bare-b-pid "${bare_b_pid}"
+        --targets "meridian,etcd,bare,bare-b")
+    fi
+
     grpc_port="$(meridian_free_port)"
     http_port="$(meridian_free_port)"
     echo "meridian-cp: starting on 127.0.0.1 grpc ${grpc_port} http ${http_port}" >&2
@@ -165,7 +182,7 @@ for streams in ${streams_list}; do
     "${load_binary}" --streams "${streams}" --connections "${connections}" \
       --meridian "127.0.0.1:${grpc_port}" --meridian-pid "${cp_pid}" \
       --etcd "127.0.0.1:${etcd_port}" --etcd-pid "${etcd_pid}" \
-      --bare "127.0.0.1:${bare_port}" --bare-pid "${bare_pid}" \
+      --bare "127.0.0.1:${bare_port}" --bare-pid "${bare_pid}" "${control_flags[@]}" \
       --results "${results}" "$@"
     stop_servers
   done
