@@ -38,6 +38,7 @@ struct Flags {
   int ready_timeout_seconds = 180;
   int converge_timeout_seconds = 30;
   std::vector<std::string> targets = {"meridian", "etcd", "bare"};
+  int rotate_targets = 0;  // measure the targets from this position on, wrapping around
   std::string meridian = "127.0.0.1:18000";
   std::string etcd = "127.0.0.1:2379";
   std::string bare = "127.0.0.1:18100";
@@ -285,7 +286,11 @@ int Run(const Flags& flags) {
   const std::string run_id = absl::StrCat(getpid());
   std::vector<TargetResult> results;
   ClientQueues queues(static_cast<size_t>(flags.client_threads));
-  for (const std::string& name : flags.targets) {
+  std::vector<std::string> order = flags.targets;
+  if (!order.empty()) {
+    std::rotate(order.begin(), order.begin() + flags.rotate_targets % order.size(), order.end());
+  }
+  for (const std::string& name : order) {
     std::unique_ptr<FanoutTarget> target;
     std::string address;
     int pid = 0;
@@ -350,6 +355,11 @@ int main(int argc, char** argv) {
                  "measured like the first: the A/A control of the ratios)")
       ->delimiter(',')
       ->capture_default_str();
+  app.add_option("--rotate-targets", flags.rotate_targets,
+                 "start with the target at this position of --targets and wrap around (the run "
+                 "script's ROTATE=1 moves each round's order by one, so no system is always "
+                 "measured first); results keep their system names")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--meridian", flags.meridian, "meridian-cp gRPC address")->capture_default_str();
   app.add_option("--etcd", flags.etcd, "etcd client address")->capture_default_str();
   app.add_option("--bare", flags.bare, "bare broadcast server address")->capture_default_str();

@@ -17,6 +17,9 @@
 #                        (default: do not wait); at most WAIT_LOAD_SECONDS (default 1200)
 #      RESULTS           keep the results file here (default: a temp file, printed at the end)
 #      CP_FLAGS          extra meridian-cp flags (e.g. "--xds-threads 4")
+#      ROTATE            1: move the order the systems are measured in by one position each
+#                        round (meridian, etcd, bare; then etcd, bare, meridian; ...), so
+#                        none of them is always first; use a multiple of their count as ROUNDS
 #      CONTROL           1: also start a second bare server and measure it last (target
 #                        bare-b), so the tables show how far two runs of one system move
 #                        apart (the A/A control); needs the default --targets
@@ -178,11 +181,13 @@ for streams in ${streams_list}; do
     meridian_wait_for 60 "${cp_pid}" meridian-cp "${work_dir}/meridian-cp.log" \
       curl -fsS --max-time 1 "http://127.0.0.1:${http_port}/readyz"
 
+    order_flags=()
+    if [[ "${ROTATE:-}" == 1 ]]; then order_flags=(--rotate-targets "$((round - 1))"); fi
     echo "== N=${streams}, round ${round}/${rounds}, ${connections} connections, load $(load_average) ==" >&2
     "${load_binary}" --streams "${streams}" --connections "${connections}" \
       --meridian "127.0.0.1:${grpc_port}" --meridian-pid "${cp_pid}" \
       --etcd "127.0.0.1:${etcd_port}" --etcd-pid "${etcd_pid}" \
-      --bare "127.0.0.1:${bare_port}" --bare-pid "${bare_pid}" "${control_flags[@]}" \
+      --bare "127.0.0.1:${bare_port}" --bare-pid "${bare_pid}" "${control_flags[@]}" "${order_flags[@]}" \
       --results "${results}" "$@"
     stop_servers
   done
