@@ -320,6 +320,7 @@ int Run(const Flags& flags) {
       return 2;
     }
     results.push_back(Measure(flags, name, address, pid, *target, queues));
+    results.back().position = static_cast<int>(results.size());
   }
   if (!flags.results.empty()) AppendResults(flags.results, results);
   return 0;

@@ -35,7 +35,10 @@ constexpr const char* kColumns[] = {"streams",
                                     "cpu_ms_per_write",
                                     "client_cpu_us_per_update",
                                     "load_average",
-                                    "error"};
+                                    "error",
+                                    "position"};
+// Files written before the position column have one column less.
+constexpr size_t kColumnsWithoutPosition = std::size(kColumns) - 1;
 
 double Median(std::vector<double> values) {
   if (values.empty()) return -1;
@@ -63,11 +66,12 @@ struct Row {
   int64_t missed = 0;
   int ready = 0, failed = 0;
   std::string error;
+  int position = 0;  // 0: not recorded
 };
 
 std::optional<Row> ParseRow(const std::string& line) {
   std::vector<std::string> f = absl::StrSplit(line, '\t');
-  if (f.size() < std::size(kColumns) || f[0] == kColumns[0]) return std::nullopt;
+  if (f.size() < kColumnsWithoutPosition || f[0] == kColumns[0]) return std::nullopt;
   Row row;
   int64_t samples = 0;
   bool ok = absl::SimpleAtoi(f[0], &row.streams) && absl::SimpleAtoi(f[1], &row.connections) &&
@@ -82,6 +86,9 @@ std::optional<Row> ParseRow(const std::string& line) {
   if (!ok) return std::nullopt;
   row.target = f[3];
   row.error = f[19];
+  if (f.size() > kColumnsWithoutPosition && !absl::SimpleAtoi(f[20], &row.position)) {
+    return std::nullopt;
+  }
   if (samples == 0) row.p50 = row.p99 = row.max = -1;
   return row;
 }
@@ -122,6 +129,45 @@ std::string PairedRatio(const Rounds& meridian, const Rounds& other) {
   if (ratios.size() == 1) return absl::StrFormat("%.2f", ratios[0]);
   const auto [low, high] = std::minmax_element(ratios.begin(), ratios.end());
   return absl::StrFormat("%.2f (%.2f-%.2f)", Median(ratios), *low, *high);
+}
+
+// With the order rotated (ROTATE=1), each system's median p99 at each place it was measured
+// in its round: whether being measured first, second, ... favours a system.
+void PrintByPosition(const std::map<int, std::map<std::string, Rounds>>& by_streams) {
+  int positions = 0;
+  bool rotated = false;
+  for (const auto& [streams, targets] : by_streams) {
+    for (const auto& [name, rounds] : targets) {
+      for (const Row& row : rounds) {
+        positions = std::max(positions, row.position);
+        rotated |= row.position != rounds.front().position;
+      }
+    }
+  }
+  if (!rotated) return;
+  static constexpr const char* kOrdinals[] = {"1st", "2nd", "3rd"};
+  std::string header = "| N | system | measured";
+  std::string rule = "|---|---|";
+  for (int position = 1; position <= positions; ++position) {
+    header += position <= 3 ? absl::StrCat(" ", kOrdinals[position - 1], " |")
+                            : absl::StrCat(" ", position, "th |");
+    rule += "---|";
+  }
+  std::printf("\nMedian p99 ms (rounds) by the place each system was measured in its round:\n\n");
+  std::printf("%s\n%s\n", header.c_str(), rule.c_str());
+  for (const auto& [streams, targets] : by_streams) {
+    for (const auto& [name, rounds] : targets) {
+      std::printf("| %d | %s |", streams, name.c_str());
+      for (int position = 1; position <= positions; ++position) {
+        std::vector<double> p99s;
+        for (const Row& row : rounds) {
+          if (row.position == position && row.p99 > 0) p99s.push_back(row.p99);
+        }
+        std::printf(" %s (%zu) |", Cell(Median(p99s), "%.1f").c_str(), p99s.size());
+      }
+      std::printf("\n");
+    }
+  }
 }
 
 }  // namespace
@@ -184,7 +230,8 @@ void AppendResults(const std::string& path, const std::vector<TargetResult>& res
                           absl::StrFormat("%.3f", r.cpu_ms_per_write),
                           absl::StrFormat("%.3f", r.client_cpu_us_per_update),
                           absl::StrFormat("%.2f", r.load_average),
-                          error.empty() ? "-" : error},
+                          error.empty() ? "-" : error,
+                          absl::StrCat(r.position)},
                          "\t")
         << "\n";
   }
@@ -280,6 +327,7 @@ bool PrintSummary(const std::string& path) {
       }
     }
   }
+  PrintByPosition(by_streams);
   for (const auto& [streams, targets] : by_streams) {
     for (const auto& [name, rounds] : targets) {
       for (const Row& r : rounds) {

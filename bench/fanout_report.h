@@ -19,6 +19,7 @@ LatencySummary Summarize(std::vector<int64_t> latencies_ns);
 // What the fan-out benchmark measured on one system at one N. Negative = not measured.
 struct TargetResult {
   std::string target;  // meridian, etcd, bare
+  int position = 0;    // measured first (1), second, ... in its run
   int streams = 0;
   int connections = 0;
   int writes = 0;
