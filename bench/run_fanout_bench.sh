@@ -20,9 +20,9 @@
 #      ROTATE            1: move the order the systems are measured in by one position each
 #                        round (meridian, etcd, bare; then etcd, bare, meridian; ...), so
 #                        none of them is always first; use a multiple of their count as ROUNDS
-#      CONTROL           1: also start a second bare server and measure it last (target
-#                        bare-b), so the tables show how far two runs of one system move
-#                        apart (the A/A control); needs the default --targets
+#      CONTROL           1: also start a second bare server and measure it after the first
+#                        (target bare-b), so the tables show how far two runs of one system
+#                        move apart (the A/A control); sets --targets itself, so pass none
 #      KEEP_LOGS         copy the servers' logs (meridian-cp.log, etcd.log, bare.log) of the
 #                        last N, and PostgreSQL's log of the whole run (checkpoints, and
 #                        statements over 20 ms when KEEP_LOGS is set), into this directory
