@@ -111,6 +111,17 @@ stop_servers() {
   cp_pid="" etcd_pid="" bare_pid="" bare_b_pid=""
 }
 
+# start_bare_server PID_VAR PORT NAME LABEL: starts a bare broadcast server on
+# 127.0.0.1:PORT, logging to NAME.log, sets the variable PID_VAR to its pid before waiting
+# (so the EXIT trap stops it if it never listens), and waits until it listens.
+start_bare_server() {
+  local pid_var="$1" port="$2" name="$3" label="$4"
+  echo "${label}: starting on 127.0.0.1:${port}" >&2
+  "${bare_binary}" --address 127.0.0.1 --port "${port}" >"${work_dir}/${name}.log" 2>&1 &
+  printf -v "${pid_var}" '%s' "$!"
+  meridian_wait_for 30 "$!" "${label}" "${work_dir}/${name}.log" meridian_port_open "${port}"
+}
+
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 tear_down() {
   stop_servers
@@ -154,19 +165,13 @@ for streams in ${streams_list}; do
     meridian_wait_for 30 "${etcd_pid}" etcd "${work_dir}/etcd.log" curl -fsS --max-time 1 "${etcd_url}/health"
 
     bare_port="$(meridian_free_port)"
-    echo "bare broadcast server: starting on 127.0.0.1:${bare_port}" >&2
-    "${bare_binary}" --address 127.0.0.1 --port "${bare_port}" >"${work_dir}/bare.log" 2>&1 &
-    bare_pid=$!
-    meridian_wait_for 30 "${bare_pid}" "bare broadcast server" "${work_dir}/bare.log" meridian_port_open "${bare_port}"
+    start_bare_server bare_pid "${bare_port}" bare "bare broadcast server"
 
     control_flags=()
     if [[ "${CONTROL:-}" == 1 ]]; then
       bare_b_port="$(meridian_free_port)"
-      echo "second bare broadcast server (A/A control): starting on 127.0.0.1:${bare_b_port}" >&2
-      "${bare_binary}" --address 127.0.0.1 --port "${bare_b_port}" >"${work_dir}/bare-b.log" 2>&1 &
-      bare_b_pid=$!
-      meridian_wait_for 30 "${bare_b_pid}" "second bare broadcast server" "${work_dir}/bare-b.log" \
-        meridian_port_open "${bare_b_port}"
+      start_bare_server bare_b_pid "${bare_b_port}" bare-b \
+        "second bare broadcast server (A/A control)"
       control_flags=(--bare-b "127.0.0.1:${bare_b_port}" --bare-b-pid "${bare_b_pid}"
         --targets "meridian,etcd,bare,bare-b")
     fi
